@@ -15,6 +15,9 @@ KL to the prior, KL to the posterior, entropy, both sides of the KL-RL identity)
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -60,6 +63,21 @@ def _check(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float) -> tup
     return pi0, r
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, then restore the previous setting.
+
+    The toy tensors have a few hundred entries; on a busy machine torch's thread pool makes
+    each step several times slower than one thread does.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _optimizer(policy: ToyPolicy, name: str, lr: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(policy.parameters(), lr=lr)
@@ -85,6 +103,7 @@ class _Recorder:
         return {k: np.array([row[k] for row in self.rows]) for k in METRICS}
 
 
+@single_thread()
 def exact_ascent(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *,
                  optimizer: str = "sgd", record_every: int = 10) -> dict[str, np.ndarray]:
     """Gradient ascent on the exact ``J_KLRL`` (sum over all sequences); returns the history.
@@ -108,6 +127,7 @@ def exact_ascent(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, 
     return record.history()
 
 
+@single_thread()
 def reinforce(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, batch_size: int = 8,
               seed: int = 0, optimizer: str = "sgd", record_every: int = 10) -> dict[str, np.ndarray]:
     """Sampled REINFORCE with a mean baseline on ``r' = r + beta (log pi0 - log pi)``.
@@ -137,6 +157,7 @@ def reinforce(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, 
     return record.history()
 
 
+@single_thread()
 def dpg(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, batch_size: int = 8,
         seed: int = 0, optimizer: str = "sgd", record_every: int = 10) -> dict[str, np.ndarray]:
     """Distributional policy gradient towards ``pi* ∝ pi0 exp(r / beta)`` (forward KL).
@@ -166,6 +187,7 @@ def dpg(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, batch_
     return record.history()
 
 
+@single_thread()
 def fit_exact(policy: ToyPolicy, target, direction: str, steps: int = 2000, lr: float = 0.05) -> float:
     """Fit ``policy`` to ``target`` by minimising an exact KL with Adam; returns the final KL.
 
