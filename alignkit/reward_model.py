@@ -1,0 +1,146 @@
+"""Reward models: a sequence-classification head on a policy, trained with TRL's RewardTrainer.
+
+Chapter 5 introduces this module (a reward model fitted to two-group preferences, to watch the
+minority's preference disappear); later chapters (e.g. BLEUBERI's learned-reward baseline)
+reuse it. Two ways to train the same Bradley-Terry model, -log sigma(r(chosen) - r(rejected)):
+
+* ``build_reward_trainer``: TRL ``RewardTrainer`` on ``AutoModelForSequenceClassification`` (the
+  real API; with ``freeze_backbone=True`` only the linear ``score`` head learns, which fits on a CPU);
+* ``last_token_features`` + ``train_bt_head``: the same head on cached frozen features, from
+  scratch in torch, fast enough to sweep many settings and seeds.
+
+The head reads the final hidden state at the last non-padding token, exactly as transformers'
+sequence-classification models do, so both paths fit the same model family.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from alignkit.models import load_tokenizer, resolve
+from alignkit.runtime import pick_device
+
+
+def load_reward_model(name: str = "smollm2-135m", *, freeze_backbone: bool = True, seed: int = 0,
+                      device: torch.device | str | None = None):
+    """A one-output sequence-classification model and its tokenizer, for ``name`` (short name, hub id, folder).
+
+    The ``score`` head is new (initialised under ``seed``); ``freeze_backbone=True`` leaves only it
+    trainable. Returns ``(model, tokenizer)`` with the pad token set on both.
+    """
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(name)
+    torch.manual_seed(seed)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "score.weight newly initialised" is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(resolve(name), num_labels=1,
+                                                                   dtype=torch.float32)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if freeze_backbone:
+        for pname, param in model.named_parameters():
+            param.requires_grad = pname.startswith("score.")
+    return model.to(pick_device() if device is None else device), tokenizer
+
+
+def reward_config(output_dir: str, *, max_steps: int, learning_rate: float = 1e-3, batch_size: int = 16,
+                  seed: int = 0, **overrides):
+    """A TRL ``RewardConfig`` with every setting that matters written out (TRL defaults change).
+
+    Defaults suit a frozen backbone with a linear head on a CPU: no gradient checkpointing (TRL
+    turns it on by default), bf16 only on a CUDA card that supports it, no checkpoints, no
+    reporting integrations. ``overrides`` are any other ``RewardConfig`` fields.
+    """
+    from trl import RewardConfig
+
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    fields = dict(output_dir=output_dir, max_steps=max_steps, learning_rate=learning_rate,
+                  per_device_train_batch_size=batch_size, lr_scheduler_type="constant", warmup_steps=0,
+                  weight_decay=0.0, seed=seed, gradient_checkpointing=False, bf16=cuda_bf16,
+                  max_length=256, center_rewards_coefficient=None, disable_dropout=True,
+                  logging_steps=max(1, max_steps // 5), save_strategy="no", report_to="none",
+                  disable_tqdm=True)
+    fields.update(overrides)
+    return RewardConfig(**fields)
+
+
+def build_reward_trainer(model, tokenizer, train_rows, *, output_dir: str, max_steps: int,
+                         learning_rate: float = 1e-3, batch_size: int = 16, seed: int = 0, **overrides):
+    """TRL ``RewardTrainer`` for ``model`` on preference rows (dicts with prompt/chosen/rejected).
+
+    ``train_rows`` may be a list of dicts or a ``datasets.Dataset``; extra columns are dropped.
+    """
+    from datasets import Dataset
+    from trl import RewardTrainer
+
+    if not isinstance(train_rows, Dataset):
+        if len(train_rows) == 0:
+            raise ValueError("train_rows is empty; a reward model needs at least one preference pair")
+        keys = [k for k in ("prompt", "chosen", "rejected") if k in train_rows[0]]
+        train_rows = Dataset.from_dict({k: [r[k] for r in train_rows] for k in keys})
+    args = reward_config(output_dir, max_steps=max_steps, learning_rate=learning_rate,
+                         batch_size=batch_size, seed=seed, **overrides)
+    return RewardTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer)
+
+
+@torch.no_grad()
+def _last_hidden(model, tokenizer, texts: list[str], batch_size: int) -> torch.Tensor:
+    """Final hidden states at each text's last non-pad token (the position the score head reads)."""
+    if len(texts) == 0:
+        raise ValueError("texts is empty")
+    backbone = getattr(model, "base_model", model)
+    device = next(model.parameters()).device
+    out = []
+    model.eval()
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True).to(device)
+        hidden = backbone(**batch).last_hidden_state
+        non_pad = (batch["input_ids"] != tokenizer.pad_token_id).int()
+        last = (torch.arange(non_pad.shape[1], device=device) * non_pad).argmax(-1)
+        out.append(hidden[torch.arange(hidden.shape[0], device=device), last].float().cpu())
+    return torch.cat(out)
+
+
+def last_token_features(model, tokenizer, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+    """Frozen features, one row per text: what a sequence-classification head would see."""
+    return _last_hidden(model, tokenizer, list(texts), batch_size)
+
+
+@torch.no_grad()
+def score_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Rewards of a sequence-classification reward model for ``texts`` (prompt + completion strings)."""
+    feats = _last_hidden(model, tokenizer, list(texts), batch_size).to(model.score.weight.device)
+    return model.score(feats.to(model.score.weight.dtype)).squeeze(-1).float().cpu().numpy()
+
+
+def train_bt_head(chosen: torch.Tensor, rejected: torch.Tensor, *, steps: int = 300, lr: float = 0.05,
+                  l2: float = 1e-3, seed: int = 0) -> torch.nn.Linear:
+    """A linear reward head on frozen features, fitted with the Bradley-Terry loss (full-batch Adam).
+
+    ``chosen[i]`` and ``rejected[i]`` are the features of pair i. ``l2`` is a ridge penalty on the
+    weights, so that separable data still gives finite rewards. Deterministic for a given seed.
+    """
+    if chosen.shape != rejected.shape or chosen.ndim != 2 or chosen.shape[0] == 0:
+        raise ValueError(f"chosen and rejected must be equal, non-empty 2-D, got {tuple(chosen.shape)}, "
+                         f"{tuple(rejected.shape)}")
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(chosen.shape[1], 1)
+    mu, sd = chosen.mean(0), torch.cat([chosen, rejected]).std(0) + 1e-6
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    diff = (chosen - rejected) / sd  # standardised; the bias cancels in a difference
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -torch.nn.functional.logsigmoid(head(diff).squeeze(-1)).mean() + l2 * head.weight.pow(2).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # fold the standardisation into the head: r(x) = w . x / sd
+        head.weight /= sd
+        head.bias.copy_(-(head.weight @ mu))
+    return head

@@ -1,0 +1,116 @@
+"""Synthetic two-group preference pairs: a majority that likes formal answers, a minority that likes casual ones.
+
+Chapter 5 introduces this generator for its reward-model experiment (the RLHF trilemma's
+"preference collapse" on a real model). Every pair answers the same question in two styles with
+the same content, so the only thing a reward model can learn is the style that annotators
+prefer. Each label comes from an annotator drawn from the population: with probability
+``minority_share`` from the minority (prefers casual with probability ``rates[1]``), otherwise from
+the majority (prefers formal with probability ``rates[0]``). Topics are split so that ``split="test"``
+questions never appear in training. Nothing is downloaded; the data are made here, seeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# (question, the content of the answer); the first 16 are for training, the last 8 held out
+TOPICS: list[tuple[str, str]] = [
+    ("How do I boil an egg?", "put the egg in boiling water for about nine minutes, then cool it in cold water."),
+    ("How can I sleep better?", "keep a regular bedtime and avoid screens for an hour before sleep."),
+    ("How do I water a cactus?", "water it deeply about once every two weeks and let the soil dry out in between."),
+    ("How should I start running?", "begin with short easy runs three times a week and increase the distance slowly."),
+    ("How do I save money on food?", "plan your meals for the week and buy only what is on your list."),
+    ("How do I clean a cast iron pan?", "rinse it with hot water, dry it well and rub in a little oil."),
+    ("How can I learn a language?", "practise a little every day and talk with native speakers when you can."),
+    ("How do I fix a slow laptop?", "close unused programs and remove apps that start automatically."),
+    ("How do I keep basil alive?", "give it plenty of sun and pinch off the flowers as they appear."),
+    ("How can I focus while studying?", "work in short blocks with breaks and keep your phone in another room."),
+    ("How do I write a thank-you note?", "name the gift or favour, say how it helped, and keep it short."),
+    ("How do I remove a coffee stain?", "blot it quickly and rinse with cold water before washing."),
+    ("How do I prepare for an interview?", "research the company and practise answering common questions aloud."),
+    ("How do I make rice fluffy?", "rinse the rice first and let it rest covered for ten minutes after cooking."),
+    ("How can I drink more water?", "carry a bottle with you and drink a glass with every meal."),
+    ("How do I back up my photos?", "copy them to an external drive and to a cloud service as well."),
+    ("How do I calm down before a talk?", "take slow deep breaths and rehearse your opening lines."),
+    ("How do I stop a squeaky door?", "put a few drops of oil on the hinges and swing the door a few times."),
+    ("How do I choose a ripe avocado?", "press it gently; a ripe one gives a little without feeling soft."),
+    ("How can I read more books?", "carry a book everywhere and read a few pages whenever you wait."),
+    ("How do I descale a kettle?", "boil a mix of water and vinegar, let it sit, then rinse it well."),
+    ("How do I keep my desk tidy?", "clear it at the end of each day and keep only what you use daily."),
+    ("How do I defrost bread?", "leave it at room temperature for an hour or toast the slices directly."),
+    ("How can I remember names?", "repeat the name when you hear it and use it once in the conversation."),
+]
+N_TRAIN_TOPICS = 16
+
+FORMAL = ["Certainly. To answer your question, {c} I hope this is helpful.",
+          "Thank you for your question. My recommendation is as follows: {c} Kind regards.",
+          "Good question. The recommended approach is this: {c} Please let me know if you require anything further.",
+          "I would suggest the following. {c} I trust this answers your question."]
+CASUAL = ["Hey! Easy one, {c} Hope that helps :)",
+          "Oh nice, so basically {c} You got this!!",
+          "lol ok so {c} Easy peasy, good luck!",
+          "Haha sure thing, just {c} Have fun with it!"]
+
+
+def render(question: str, answer: str) -> tuple[str, str]:
+    """The prompt and completion strings a reward model reads (plain text, no chat template)."""
+    return f"Question: {question}\n", f"Answer: {answer}"
+
+
+def style_pairs(split: str = "train", n_topics: int | None = None) -> list[dict[str, str]]:
+    """Every (question, formal answer, casual answer) of a split, with matched wrapper variants.
+
+    ``n_topics`` keeps only the first topics of the split (fewer texts to embed at small scales).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    topics = TOPICS[:N_TRAIN_TOPICS] if split == "train" else TOPICS[N_TRAIN_TOPICS:]
+    if n_topics is not None:
+        if not (1 <= n_topics <= len(topics)):
+            raise ValueError(f"n_topics must be in [1, {len(topics)}] for split {split!r}, got {n_topics!r}")
+        topics = topics[:n_topics]
+    pairs = []
+    for question, content in topics:
+        for formal, casual in zip(FORMAL, CASUAL, strict=True):
+            prompt, f_text = render(question, formal.format(c=content[0].upper() + content[1:]))
+            _, c_text = render(question, casual.format(c=content))
+            pairs.append({"prompt": prompt, "formal": f_text, "casual": c_text})
+    return pairs
+
+
+def two_group_preferences(n_pairs: int, minority_share: float, *, rates=(0.9, 0.9), split: str = "train",
+                          group_context: bool = False, n_topics: int | None = None,
+                          seed: int = 0) -> list[dict]:
+    """``n_pairs`` labelled pairs in TRL's preference format (``prompt``, ``chosen``, ``rejected``).
+
+    ``rates[0]``: how often a majority annotator prefers the formal answer; ``rates[1]``: how often a
+    minority annotator prefers the casual one. Extra keys ``group`` (0 majority, 1 minority) and
+    ``casual_chosen`` are for analysis (TRL ignores them). ``group_context=True`` writes the
+    annotator's group into the prompt: the "condition on the group" relaxation. ``n_topics``
+    limits the questions used (see ``style_pairs``).
+    """
+    if not (0 <= minority_share <= 1):
+        raise ValueError(f"minority_share must be in [0, 1], got {minority_share!r}")
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs!r}")
+    if any(not (0 <= r <= 1) for r in rates) or len(rates) != 2:
+        raise ValueError(f"rates must be two probabilities (majority formal, minority casual), got {rates!r}")
+    rng = np.random.default_rng(seed)
+    pairs = style_pairs(split, n_topics)
+    rows = []
+    for idx in rng.integers(0, len(pairs), size=n_pairs):
+        pair = pairs[idx]
+        group = int(rng.random() < minority_share)
+        casual_chosen = bool(rng.random() < rates[1]) if group else bool(rng.random() >= rates[0])
+        prompt = pair["prompt"]
+        if group_context:
+            prompt = f"[annotator group: {'minority' if group else 'majority'}]\n" + prompt
+        chosen, rejected = (pair["casual"], pair["formal"]) if casual_chosen else (pair["formal"], pair["casual"])
+        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "group": group,
+                     "casual_chosen": casual_chosen})
+    return rows
+
+
+def population_casual_rate(minority_share: float, rates=(0.9, 0.9)) -> float:
+    """The pooled probability that a random annotator prefers the casual answer."""
+    return float((1 - minority_share) * (1 - rates[0]) + minority_share * rates[1])
