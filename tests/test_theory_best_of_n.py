@@ -140,3 +140,14 @@ def test_bad_n_raises():
         best_of_n_kl([0.5, 0.5], [0, 1], 2, log_n=1.0)
     with pytest.raises(ValueError, match="eps"):
         best_of_n_kl_estimator(0.0, 4)
+
+
+def test_best_of_n_from_pool_picks_group_maxima():
+    from alignkit.theory import best_of_n_from_pool
+
+    rewards = np.array([0.1, 0.5, 0.5, 0.9, 0.0, 0.3, 0.2, 0.7])
+    picks = best_of_n_from_pool(rewards, 4, rng=0)
+    assert picks.size == 2 and rewards[picks].max() == 0.9
+    assert sorted(best_of_n_from_pool(rewards, 1, rng=0)) == list(range(8))
+    with pytest.raises(ValueError, match="pool size"):
+        best_of_n_from_pool(rewards, 9)

@@ -11,6 +11,7 @@ Public API re-exported here so that ``from alignkit.theory import kl, tilt`` wor
 from alignkit.theory.best_of_n import (
     best_of_n_distribution,
     best_of_n_expected_reward,
+    best_of_n_from_pool,
     best_of_n_kl,
     best_of_n_kl_bound,
     best_of_n_kl_estimator,
@@ -45,7 +46,7 @@ __all__ = [
     "kl_to_tilt_identity",
     "reward_levels", "best_of_n_level_logpmf", "best_of_n_distribution", "best_of_n_kl",
     "best_of_n_kl_bound", "best_of_n_win_rate", "best_of_n_expected_reward", "best_of_n_kl_estimator",
-    "sample_best_of_n",
+    "sample_best_of_n", "best_of_n_from_pool",
     "sequence_reward_logpmf", "rate_function", "tilt_for_mean", "renyi_cross_entropy",
     "sequence_scaled_cgf", "tail_exponent", "best_of_n_vs_tilt",
 ]

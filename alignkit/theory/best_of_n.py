@@ -149,7 +149,7 @@ def best_of_n_kl_estimator(eps, n: float | None = None, *, log_n: float | None =
         first = np.where(q > 0, q * (ln + frac * log_q - frac), 0.0)
         one_minus_q = -np.expm1(log_q)
         second = one_minus_q * (np.log(one_minus_q) - np.log(eps))
-    out = first + second
+    out = np.maximum(first + second, 0.0)  # rounding can give -1e-17
     return float(out) if out.ndim == 0 else out
 
 
@@ -168,3 +168,18 @@ def sample_best_of_n(p, r, n: int, size: int, rng: np.random.Generator | int | N
     draws = rng.choice(p.size, size=(size, int(n)), p=p)
     best = np.argmax(r[draws], axis=1)
     return draws[np.arange(size), best]
+
+
+def best_of_n_from_pool(rewards, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Indices of real best-of-n picks from a pool of sampled completions' rewards.
+
+    The pool is shuffled and cut into ``len(rewards) // n`` disjoint groups of ``n``; each group
+    keeps its highest reward (ties: the first in the shuffled order, i.e. uniformly at random).
+    Chapter 4 uses it for best-of-N on the bundled language model.
+    """
+    rewards = np.asarray(rewards, dtype=float)
+    if int(n) != n or not 1 <= n <= rewards.size:
+        raise ValueError(f"n must be an integer in [1, pool size {rewards.size}], got {n!r}")
+    rng = np.random.default_rng(rng)
+    groups = rng.permutation(rewards.size)[: (rewards.size // int(n)) * int(n)].reshape(-1, int(n))
+    return groups[np.arange(groups.shape[0]), np.argmax(rewards[groups], axis=1)]
