@@ -6,9 +6,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from alignkit.theory.bayes import (acceptance_rate, beta_sweep, elbo, filtering_posterior,
-                                   klrl_objective, klrl_reward, log_evidence, log_partition,
-                                   mirror_descent, posterior, rejection_sample, variational_form)
+from alignkit.theory.bayes import (
+    acceptance_rate,
+    beta_sweep,
+    elbo,
+    filtering_posterior,
+    klrl_objective,
+    klrl_reward,
+    log_evidence,
+    log_partition,
+    mirror_descent,
+    posterior,
+    rejection_sample,
+    variational_form,
+)
 from alignkit.theory.divergence import kl
 from alignkit.toy import SequenceSpace, count_reward, entropy, random_bigram_lm
 

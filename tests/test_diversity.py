@@ -39,7 +39,7 @@ def test_sequence_logprobs_matches_one_sequence_at_a_time():
     model = tiny_lm()
     prompts, completions = [[1, 2, 3], [4, 5]], [[6, 7], [8, 9, 10, 11]]
     batched = sequence_logprobs(model, prompts, completions)
-    for i, (p, c) in enumerate(zip(prompts, completions)):
+    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         ids = torch.tensor([p + c])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids).logits[0], -1)

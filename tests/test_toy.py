@@ -6,8 +6,17 @@ import torch
 
 from alignkit.theory.bayes import posterior
 from alignkit.theory.divergence import kl
-from alignkit.toy import (NeuralAR, ProductPolicy, SequenceSoftmax, SequenceSpace, TabularAR,
-                          contains_reward, count_reward, entropy, random_bigram_lm)
+from alignkit.toy import (
+    NeuralAR,
+    ProductPolicy,
+    SequenceSoftmax,
+    SequenceSpace,
+    TabularAR,
+    contains_reward,
+    count_reward,
+    entropy,
+    random_bigram_lm,
+)
 from alignkit.toy_rl import dpg, exact_ascent, fit_exact, reinforce
 
 
