@@ -66,16 +66,20 @@ def reward_config(output_dir: str, *, max_steps: int, learning_rate: float = 1e-
                   weight_decay=0.0, seed=seed, gradient_checkpointing=False, bf16=cuda_bf16,
                   max_length=256, center_rewards_coefficient=None, disable_dropout=True,
                   logging_steps=max(1, max_steps // 5), save_strategy="no", report_to="none",
-                  disable_tqdm=True)
+                  disable_tqdm=False)
     fields.update(overrides)
     return RewardConfig(**fields)
 
 
 def build_reward_trainer(model, tokenizer, train_rows, *, output_dir: str, max_steps: int,
-                         learning_rate: float = 1e-3, batch_size: int = 16, seed: int = 0, **overrides):
+                         learning_rate: float = 1e-3, batch_size: int = 16, seed: int = 0,
+                         peft_config=None, **overrides):
     """TRL ``RewardTrainer`` for ``model`` on preference rows (dicts with prompt/chosen/rejected).
 
     ``train_rows`` may be a list of dicts or a ``datasets.Dataset``; extra columns are dropped.
+    ``peft_config`` (e.g. ``LoraConfig(task_type="SEQ_CLS", modules_to_save=["score"])``) trains an
+    adapter on the backbone instead; load the model with ``freeze_backbone=False`` then.
+    ``overrides`` are passed to ``reward_config``.
     """
     from datasets import Dataset
     from trl import RewardTrainer
@@ -87,7 +91,8 @@ def build_reward_trainer(model, tokenizer, train_rows, *, output_dir: str, max_s
         train_rows = Dataset.from_dict({k: [r[k] for r in train_rows] for k in keys})
     args = reward_config(output_dir, max_steps=max_steps, learning_rate=learning_rate,
                          batch_size=batch_size, seed=seed, **overrides)
-    return RewardTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer)
+    return RewardTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
+                         peft_config=peft_config)
 
 
 @torch.no_grad()
@@ -133,11 +138,12 @@ def train_bt_head(chosen: torch.Tensor, rejected: torch.Tensor, *, steps: int = 
     torch.manual_seed(seed)
     head = torch.nn.Linear(chosen.shape[1], 1)
     mu, sd = chosen.mean(0), torch.cat([chosen, rejected]).std(0) + 1e-6
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
-    diff = (chosen - rejected) / sd  # standardised; the bias cancels in a difference
+    opt = torch.optim.Adam([head.weight], lr=lr)
+    diff = (chosen - rejected) / sd  # standardised; a bias cancels in r(chosen) - r(rejected)
     for _ in range(steps):
         opt.zero_grad()
-        loss = -torch.nn.functional.logsigmoid(head(diff).squeeze(-1)).mean() + l2 * head.weight.pow(2).sum()
+        margin = diff @ head.weight.squeeze(0)  # no bias here: it would reward "being chosen"
+        loss = -torch.nn.functional.logsigmoid(margin).mean() + l2 * head.weight.pow(2).sum()
         loss.backward()
         opt.step()
     with torch.no_grad():  # fold the standardisation into the head: r(x) = w . x / sd
