@@ -151,3 +151,13 @@ def test_best_of_n_from_pool_picks_group_maxima():
     assert sorted(best_of_n_from_pool(rewards, 1, rng=0)) == list(range(8))
     with pytest.raises(ValueError, match="pool size"):
         best_of_n_from_pool(rewards, 9)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 6), n=st.integers(1, 6), ties=st.booleans())
+def test_exact_matches_monte_carlo_random(seed, k, n, ties):
+    """Property: for random p, r (with or without ties) and n, sampling agrees with the pmf (TV < 0.03)."""
+    p, r = random_problem(seed, k, ties)
+    idx = sample_best_of_n(p, r, n, 20_000, rng=seed)
+    freq = np.bincount(idx, minlength=k) / idx.size
+    assert 0.5 * np.abs(freq - best_of_n_distribution(p, r, n)).sum() < 0.03
