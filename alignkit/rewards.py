@@ -122,4 +122,5 @@ def limr_reward(completions, answer, wrap_dollars: bool = True, **kwargs) -> lis
     """
     if len(answer) != len(completions):
         raise ValueError(f"got {len(completions)} completions but {len(answer)} answers")
-    return [limr_math_reward(c, a, wrap_dollars=wrap_dollars) for c, a in zip(completions, answer)]
+    pairs = zip(completions, answer, strict=True)
+    return [limr_math_reward(c, a, wrap_dollars=wrap_dollars) for c, a in pairs]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # ---------------------------------------------------------------------------------------------
 # LIMR: Learning Impact Measurement (LIM), LINEAR and random subsets. Chapter 2 introduces them.
 #

@@ -6,8 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alignkit.selection import (fill_missing_epochs, lim_scores, lim_select, linear_scores,
-                                random_subset)
+from alignkit.selection import (
+    fill_missing_epochs,
+    lim_scores,
+    lim_select,
+    linear_scores,
+    random_subset,
+)
 
 N = np.nan
 ABCD = [[0, .5, 1], [0, 0, .5], [.5, 1, 1], [1, 1, 1]]
