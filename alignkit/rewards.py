@@ -2,12 +2,16 @@
 
 TRL passes completions either as plain strings or, for conversational prompts, as a list of
 messages; ``completion_text`` reads both. Chapter 0 introduces the format with a toy reward;
-chapter 1 adds BLEU (BLEUBERI) and chapter 2 the LIMR math reward.
+chapter 1 adds BLEU (BLEUBERI-exact), ROUGE-L and their harmonic mean, and chapter 2 the LIMR
+math reward.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from functools import lru_cache
 
 
 def completion_text(completion) -> str:
@@ -124,3 +128,178 @@ def limr_reward(completions, answer, wrap_dollars: bool = True, **kwargs) -> lis
         raise ValueError(f"got {len(completions)} completions but {len(answer)} answers")
     pairs = zip(completions, answer, strict=True)
     return [limr_math_reward(c, a, wrap_dollars=wrap_dollars) for c, a in pairs]
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 1 (BLEUBERI): BLEU, ROUGE-L and their harmonic mean as rewards
+# --------------------------------------------------------------------------------------------
+
+BLEU_MAX_ORDER = 4
+
+
+@lru_cache(maxsize=1)
+def _tokenizer_13a():
+    """sacrebleu's 13a tokenizer (the one BLEUBERI's BLEU uses), built once."""
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    return Tokenizer13a()
+
+
+def tokenize_13a(text: str) -> list[str]:
+    """Split ``text`` into tokens the way the BLEUBERI reward does (13a, case kept)."""
+    return _tokenizer_13a()(text.strip()).split()
+
+
+def _ngram_counts(tokens: list[str], max_order: int) -> Counter:
+    """Counts of every n-gram of ``tokens`` for n = 1..max_order, keyed by tuple."""
+    counts: Counter = Counter()
+    for n in range(1, max_order + 1):
+        for i in range(len(tokens) - n + 1):
+            counts[tuple(tokens[i:i + n])] += 1
+    return counts
+
+
+def _check_references(references) -> list[str]:
+    """The references as a list of strings, or a ValueError saying what is wrong."""
+    if isinstance(references, str):
+        raise ValueError("references must be a list of strings, got one string; wrap it: [reference]")
+    refs = list(references)
+    if not refs or not all(isinstance(r, str) for r in refs):
+        raise ValueError(f"references must be a non-empty list of strings, got {references!r:.120}")
+    return refs
+
+
+def bleu(hypothesis: str, references: list[str]) -> float:
+    """Sentence BLEU in [0, 1] exactly as BLEUBERI's reward computes it (chapter 1).
+
+    BLEUBERI calls ``evaluate.load("bleu")`` with ``smooth=True`` (Google's TF-NMT BLEU); this
+    is the same formula, on sacrebleu's 13a tokenizer, so it runs offline:
+
+    - tokens: 13a, case-sensitive; n-grams up to 4;
+    - matches clipped by the *maximum* count of the n-gram over the references;
+    - add-one smoothing on every order, unigrams included: ``p_n = (m_n + 1) / (c_n + 1)``;
+    - brevity penalty against the *shortest* reference: ``BP = exp(1 - r/c)`` when ``c <= r``;
+    - an empty (or whitespace-only) hypothesis scores 0.
+
+    It differs from ``sacrebleu.sentence_bleu`` (which smooths differently and picks the
+    reference closest in length); ``tests/test_bleu.py`` shows where the two agree.
+    """
+    refs = _check_references(references)
+    if not isinstance(hypothesis, str):
+        raise ValueError(f"hypothesis must be a string, got {type(hypothesis).__name__}")
+    hyp = tokenize_13a(hypothesis)
+    if not hyp:
+        return 0.0
+    ref_tokens = [tokenize_13a(r) for r in refs]
+    max_ref_counts: Counter = Counter()
+    for toks in ref_tokens:
+        max_ref_counts |= _ngram_counts(toks, BLEU_MAX_ORDER)  # | keeps the maximum count
+    matches = [0] * BLEU_MAX_ORDER
+    for gram, count in _ngram_counts(hyp, BLEU_MAX_ORDER).items():
+        matches[len(gram) - 1] += min(count, max_ref_counts[gram])
+    c = len(hyp)
+    log_p = 0.0
+    for n in range(1, BLEU_MAX_ORDER + 1):
+        possible = max(c - n + 1, 0)
+        log_p += math.log((matches[n - 1] + 1) / (possible + 1))
+    r = min(len(t) for t in ref_tokens)
+    bp = 1.0 if c > r else math.exp(1 - r / c)
+    return bp * math.exp(log_p / BLEU_MAX_ORDER)
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer():
+    """rouge-score's ROUGE-L scorer with the settings of ``evaluate``'s rouge (no stemmer)."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(hypothesis: str, references: list[str]) -> float:
+    """ROUGE-L F-measure in [0, 1], the best over the references (chapter 1).
+
+    BLEUBERI's ``rouge`` reward is ``evaluate``'s rouge with all references, which calls
+    rouge-score's ``score_multi``: the reference with the highest F-measure wins. rouge-score
+    lower-cases and keeps only letters and digits. Empty hypotheses score 0.
+    """
+    refs = _check_references(references)
+    if not hypothesis or not hypothesis.strip():
+        return 0.0
+    return float(_rouge_scorer().score_multi(refs, hypothesis)["rougeL"].fmeasure)
+
+
+def bleu_rouge_f1(hypothesis: str, references: list[str]) -> float:
+    """Harmonic mean ``2BR / (B + R)`` of :func:`bleu` and :func:`rouge_l` (0 when both are 0).
+
+    BLEUBERI's ``bleu_rouge_f1`` option; the agreement table calls it BLEU-ROUGE-L (chapter 1).
+    """
+    b, r = bleu(hypothesis, references), rouge_l(hypothesis, references)
+    return 2 * b * r / (b + r) if b + r > 0 else 0.0
+
+
+TEXT_METRICS = {"bleu": bleu, "rouge_l": rouge_l, "bleu_rouge_f1": bleu_rouge_f1}
+
+
+def answer_span(text: str) -> str:
+    """What follows ``<answer>`` (up to ``</answer>`` when present), or the whole text.
+
+    BLEUBERI's reward rule for reasoning-style outputs; the result is stripped.
+    """
+    if "<answer>" in text:
+        text = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
+    return text.strip()
+
+
+def _is_missing(value) -> bool:
+    """None or a float NaN (what pandas leaves in empty cells)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def text_reward(completion, references, metric: str = "bleu", *, answer_only: bool = False) -> float:
+    """One completion's score against its references under ``metric`` (BLEUBERI's rule).
+
+    The completion may be a string or a list of chat messages; with ``answer_only`` only the
+    ``<answer>`` span is scored. Empty or NaN text scores 0, as in the released code.
+    """
+    if metric not in TEXT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; accepted: {', '.join(TEXT_METRICS)}")
+    if _is_missing(completion):
+        return 0.0
+    text = completion_text(completion)
+    text = answer_span(text) if answer_only else text.strip()
+    if not text:
+        return 0.0
+    if isinstance(references, str):
+        references = [references]
+    return TEXT_METRICS[metric](text, list(references))
+
+
+def make_text_reward(metric: str = "bleu", *, answer_only: bool = False, column: str = "references"):
+    """A TRL reward function ``f(completions, **columns) -> list[float]`` for ``metric``.
+
+    It reads the references of each completion from the dataset column ``column`` (a list of
+    strings per row; TRL repeats it for every completion of a prompt). Chapter 1 trains with
+    ``make_text_reward("bleu")``, which is the BLEUBERI reward.
+    """
+    if metric not in TEXT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; accepted: {', '.join(TEXT_METRICS)}")
+
+    def reward(completions, **kwargs) -> list[float]:
+        if column not in kwargs:
+            raise ValueError(f"the dataset has no {column!r} column; columns passed: {sorted(kwargs)}")
+        refs = kwargs[column]
+        if len(refs) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(refs)} rows of {column!r}")
+        return [text_reward(c, r, metric, answer_only=answer_only) for c, r in zip(completions, refs, strict=True)]
+
+    reward.__name__ = f"{metric}_reward" + ("_answer" if answer_only else "")
+    return reward
+
+
+def bleu_reward(completions, references, *, answer_only: bool = False, **kwargs) -> list[float]:
+    """BLEUBERI's reward in TRL's format: BLEU of each completion against its ``references``.
+
+    Pass it straight to ``GRPOTrainer(reward_funcs=[bleu_reward])`` with a dataset that has a
+    ``references`` column; for the ``<answer>`` rule use ``make_text_reward("bleu", answer_only=True)``.
+    """
+    return make_text_reward("bleu", answer_only=answer_only)(completions, references=references)

@@ -7,7 +7,11 @@ Each section below is headed with its chapter.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from alignkit.rewards import text_reward
 
 # ---------------------------------------------------------------------------------------------
 # LIMR: Learning Impact Measurement (LIM), LINEAR and random subsets. Chapter 2 introduces them.
@@ -122,3 +126,108 @@ def random_subset(n: int, k: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"k must be an int in [0, n={n}], got {k!r}")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=k, replace=False))
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 1 (BLEUBERI): hard-instruction selection
+#
+# The released code (training/create_training_data.py, mode "hard") samples one answer per
+# pool prompt from the *base* model (temperature 0.7, top_p 0.9, seed 42), scores it with BLEU
+# against the references and keeps the k lowest. "easy", "medium" and "random" are its
+# ablations. Ties are broken by pool index, so the selection is deterministic.
+# --------------------------------------------------------------------------------------------
+
+SELECTION_MODES = ("hard", "easy", "medium", "random")
+
+
+@dataclass
+class Selection:
+    """The outcome of a selection over a pool of prompts.
+
+    Attributes:
+        indices: pool indices of the kept prompts, in the order chosen (for ``hard``, lowest
+            score first).
+        scores: the score of *every* pool prompt (draw the histogram from these).
+        mode: ``hard``, ``easy``, ``medium`` or ``random``.
+        metric: the text metric that produced the scores (``bleu`` in the paper).
+    """
+
+    indices: list[int]
+    scores: list[float]
+    mode: str
+    metric: str
+
+    @property
+    def selected_scores(self) -> list[float]:
+        """The scores of the kept prompts, in the order of ``indices``."""
+        return [self.scores[i] for i in self.indices]
+
+    @property
+    def threshold(self) -> float:
+        """The highest score among the kept prompts (for ``hard``, the cut-off)."""
+        return max(self.selected_scores)
+
+
+def score_outputs(outputs: list[str], references: list[list[str]], metric: str = "bleu") -> list[float]:
+    """Score each base-model output against its references (BLEUBERI's rule: empty scores 0)."""
+    if len(outputs) != len(references):
+        raise ValueError(f"{len(outputs)} outputs but {len(references)} reference lists; pass one per prompt")
+    return [text_reward(o, r, metric) for o, r in zip(outputs, references, strict=True)]
+
+
+def select_by_score(scores: list[float], k: int, mode: str = "hard", *, seed: int = 42,
+                    metric: str = "bleu") -> Selection:
+    """Keep ``k`` prompts by their scores: the lowest (``hard``), highest (``easy``), the middle
+    of the sorted pool (``medium``) or a seeded random subset (``random``)."""
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"unknown mode {mode!r}; accepted: {', '.join(SELECTION_MODES)}")
+    if not 1 <= k <= len(scores):
+        raise ValueError(f"k must be between 1 and the pool size {len(scores)}, got {k}")
+    ascending = sorted(range(len(scores)), key=lambda i: (scores[i], i))
+    if mode == "hard":
+        chosen = ascending[:k]
+    elif mode == "easy":
+        chosen = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
+    elif mode == "medium":
+        start = (len(scores) - k) // 2
+        chosen = ascending[start:start + k]
+    else:
+        chosen = [int(i) for i in random_subset(len(scores), k, seed)]
+    return Selection(indices=chosen, scores=list(scores), mode=mode, metric=metric)
+
+
+def select_hard(outputs: list[str], references: list[list[str]], k: int, *, mode: str = "hard",
+                metric: str = "bleu", seed: int = 42) -> Selection:
+    """BLEUBERI's selection from precomputed base-model ``outputs`` (one per prompt).
+
+    Scores every output with ``metric`` against its references and keeps ``k`` prompts by
+    ``mode`` (``hard`` = the k lowest, the paper's default). A pure function: chapter 1 calls it
+    on outputs from :func:`generate_base_outputs`, the tests on hand-made ones.
+    """
+    return select_by_score(score_outputs(outputs, references, metric), k, mode, seed=seed,
+                           metric=metric)
+
+
+def generate_base_outputs(model, tokenizer, prompts: list[str], *, max_new_tokens: int,
+                          temperature: float = 0.7, top_p: float = 0.9, seed: int = 42,
+                          batch_size: int = 16, progress: bool = True) -> list[str]:
+    """One sampled answer per user message from the base model, with the paper's sampler
+    (temperature 0.7, top_p 0.9, seed 42; the paper allows 512 new tokens)."""
+    from alignkit.generation import sample_completions
+
+    out = sample_completions(model, tokenizer, prompts, n=1, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, batch_size=batch_size,
+                             seed=seed, progress=progress)
+    return [texts[0] for texts in out.texts]
+
+
+def select_hard_with_model(model, tokenizer, prompts: list[str], references: list[list[str]],
+                           k: int, *, max_new_tokens: int, mode: str = "hard", seed: int = 42,
+                           **sampling) -> tuple[Selection, list[str]]:
+    """Generate base outputs for ``prompts`` and select ``k`` of them (see :func:`select_hard`).
+
+    Returns the selection and the outputs, so a notebook can show the hardest examples.
+    """
+    outputs = generate_base_outputs(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                                    seed=seed, **sampling)
+    return select_hard(outputs, references, k, mode=mode, seed=seed), outputs
