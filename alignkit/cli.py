@@ -1,0 +1,50 @@
+"""Command line: ``python -m alignkit plan-memory ...`` (and, with the scale-out work, ``train``).
+
+Introduced with the scale-out tools; each subcommand is a thin wrapper over a module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alignkit.memory import plan_memory
+
+
+def _plan_memory(args: argparse.Namespace) -> int:
+    plan = plan_memory(args.model, quant=None if args.quant == "none" else args.quant,
+                       lora_r=args.lora_r, seq_len=args.seq_len, generations=args.generations,
+                       grad_ckpt=args.grad_ckpt, zero_stage=args.zero, n_gpus=args.gpus,
+                       beta=args.beta)
+    print(plan.table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m alignkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan-memory", help="estimate peak GPU memory of a GRPO step and which cards fit")
+    p.add_argument("--model", required=True, help="model id or short name, e.g. qwen2.5-1.5b")
+    p.add_argument("--quant", choices=["none", "4bit"], default="none")
+    p.add_argument("--lora-r", type=int, default=None, help="LoRA rank; omit for full fine-tuning")
+    p.add_argument("--seq-len", type=int, default=1024, help="prompt + completion tokens")
+    p.add_argument("--generations", type=int, default=8, help="sequences per device per step")
+    p.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--zero", type=int, choices=[0, 1, 2, 3], default=0, help="DeepSpeed ZeRO stage")
+    p.add_argument("--gpus", type=int, default=1, help="data-parallel GPUs")
+    p.add_argument("--beta", type=float, default=0.0, help="GRPO KL coefficient (>0 keeps a reference)")
+    p.set_defaults(func=_plan_memory)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
