@@ -1,0 +1,169 @@
+"""Dataset loaders: the hub data sets when online, the project's own data offline, one schema.
+
+Every loader returns a ``datasets.Dataset`` whose rows have at least
+
+- ``prompt``: the conversation to answer, ``[{"role": "user", "content": ...}]`` (TRL's
+  conversational format, so ``GRPOTrainer`` applies the chat template);
+- ``references``: a list of reference answers (what the BLEU reward compares against).
+
+Chapter 1 (BLEUBERI) introduces them: :func:`load_bleuberi` reads
+``yapeichang/BLEUBERI-Tulu3-50k`` (online, or a local file of the same schema), and
+:func:`load_instructions` reads the offline instruction set under ``data/instructions/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from alignkit.runtime import hub_offline
+
+# ---------------------------------------------------------------------------------------------
+# BLEUBERI-Tulu3-50k (chapter 1)
+#
+# Schema of the hub data set, as the released code reads it (training/create_training_data.py):
+# ``id``, ``source``, ``messages`` (the Tulu 3 conversation), optionally ``prompt``, and one
+# ``ref_output_<model>`` column per reference: ``ref_output_gold`` (Tulu 3's first assistant
+# turn) and the synthetic ones (claude-3-7-sonnet, deepseek-chat-v3, gemini-2.5-pro, o4-mini,
+# Llama-3.1-8B-Instruct). Prompt = the first user turn; a row lacking a requested reference is
+# dropped, as in the released code.
+# ---------------------------------------------------------------------------------------------
+
+BLEUBERI_HUB_ID = "yapeichang/BLEUBERI-Tulu3-50k"
+REF_PREFIX = "ref_output_"
+
+
+def _first_turn(messages, role: str) -> str | None:
+    """The content of the first message with ``role`` in ``messages``, or None."""
+    for m in messages or []:
+        if m.get("role") == role:
+            return m.get("content")
+    return None
+
+
+def reference_column(name: str, columns: list[str]) -> str | None:
+    """The column holding reference ``name`` (``gold``, ``claude``, ``deepseek``, ...).
+
+    ``ref_output_<name>`` if it exists, else the one ``ref_output_*`` column whose name contains
+    ``name`` (so short names work whatever date suffix the hub columns carry). ``gold`` may have
+    no column (None: the first assistant turn is used); other unknown names raise ValueError.
+    """
+    if REF_PREFIX + name in columns:
+        return REF_PREFIX + name
+    matches = [c for c in columns if c.startswith(REF_PREFIX) and name.lower() in c.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if name == "gold" and not matches:
+        return None
+    available = [c[len(REF_PREFIX):] for c in columns if c.startswith(REF_PREFIX)]
+    if "gold" not in available:
+        available.insert(0, "gold")
+    what = "matches several columns" if matches else "has no column"
+    raise ValueError(f"reference {name!r} {what}; available references: {available}")
+
+
+def normalise_bleuberi_row(row: dict, ref_columns: list[str | None]) -> dict | None:
+    """One hub row in our schema, or None when its prompt or a requested reference is empty.
+
+    ``ref_columns`` comes from :func:`reference_column` (None = gold from ``messages``).
+    """
+    prompt = row.get("prompt") or _first_turn(row.get("messages"), "user")
+    refs = [row.get(c) if c else _first_turn(row.get("messages"), "assistant") for c in ref_columns]
+    if not isinstance(prompt, str) or not prompt.strip():
+        return None
+    if not all(isinstance(r, str) and r.strip() for r in refs):
+        return None
+    return {"id": str(row.get("id", "")), "source": str(row.get("source", "")),
+            "prompt": [{"role": "user", "content": prompt}], "references": refs}
+
+
+def load_bleuberi(references: tuple[str, ...] | list[str] = ("gold",), *, split: str = "train",
+                  n: int | None = None, data_files: str | Path | None = None):
+    """BLEUBERI-Tulu3-50k in our schema: ``id``, ``source``, ``prompt`` (messages), ``references``.
+
+    Args:
+        references: which references to keep, in order: ``gold`` (the paper's Table 1 uses
+            only this one) and any of ``claude``, ``deepseek``, ``gemini``, ``o4-mini``, ``llama``.
+        split: the hub split (the data set has only ``train``).
+        n: keep the first ``n`` rows after normalising (None keeps all).
+        data_files: a local JSON/JSONL file of the hub's schema instead of the hub (tests use
+            ``tests/fixtures/bleuberi_tulu3_sample.jsonl``); then no network is needed.
+
+    Offline (``HF_HUB_OFFLINE`` set) without ``data_files`` it raises a ``RuntimeError`` that
+    points to the offline instruction set (:func:`load_instructions`).
+    """
+    import datasets
+
+    refs = list(references)
+    if not refs or isinstance(references, str):
+        raise ValueError(f"references must be a non-empty list of names such as ['gold'], got {references!r}")
+    if data_files is not None:
+        raw = datasets.load_dataset("json", data_files=str(data_files), split="train")
+    elif hub_offline():
+        raise RuntimeError(
+            f"{BLEUBERI_HUB_ID} needs the Hugging Face hub, but HF_HUB_OFFLINE is set. "
+            "Unset it (and go online), pass data_files= a local copy, or use the offline "
+            "instruction set: alignkit.data.load_instructions('train')"
+        )
+    else:
+        raw = datasets.load_dataset(BLEUBERI_HUB_ID, split=split)
+    ref_columns = [reference_column(r, raw.column_names) for r in refs]
+    rows = []
+    for row in raw:
+        out = normalise_bleuberi_row(row, ref_columns)
+        if out is not None:
+            rows.append(out)
+        if n is not None and len(rows) >= n:
+            break
+    if not rows:
+        raise ValueError(f"no row of {data_files or BLEUBERI_HUB_ID} has all of the references {refs}")
+    return datasets.Dataset.from_list(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline instruction set (chapter 1): data/instructions/, see its DATASHEET.md
+# ---------------------------------------------------------------------------------------------
+
+INSTRUCTION_SPLITS = ("train", "preference", "heldout")
+
+
+def instructions_dir() -> Path:
+    """``data/instructions`` of the repository (the package is installed editable from it)."""
+    path = Path(__file__).resolve().parents[1] / "data" / "instructions"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path} not found: the instruction set lives in the repository, so install alignkit "
+            "from a clone with `pip install -e .`"
+        )
+    return path
+
+
+def read_instruction_rows(split: str = "train") -> list[dict]:
+    """The rows of one split of the instruction set as plain dicts."""
+    if split not in INSTRUCTION_SPLITS:
+        raise ValueError(f"unknown split {split!r}; accepted: {', '.join(INSTRUCTION_SPLITS)}")
+    with open(instructions_dir() / f"{split}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_instructions(split: str = "train", *, n: int | None = None):
+    """One split of the offline instruction set as a ``datasets.Dataset``.
+
+    Columns: ``id``, ``source``, ``split``, ``topic``, ``prompt`` (messages), ``references``
+    (4 valid answers), ``constraints`` (what :mod:`alignkit.verifier` checks); the
+    ``preference`` split adds ``chosen`` (passes the verifier) and ``rejected`` (breaks one
+    constraint). ``n`` keeps the first ``n`` rows.
+    """
+    import datasets
+
+    rows = read_instruction_rows(split)
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"n must be >= 1 or None, got {n}")
+        rows = rows[:n]
+    return datasets.Dataset.from_list(rows)
+
+
+def prompt_texts(dataset) -> list[str]:
+    """The user message of every row (what ``alignkit.generation.sample_completions`` takes)."""
+    return [_first_turn(p, "user") for p in dataset["prompt"]]
