@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from alignkit.grpo import GRPOConfig, group_advantages, grpo_loss, train_grpo
-from alignkit.toy_arithmetic import (accuracy, answers_of, correct_reward, decode, encode,
-                                     pretrained_model, problem_tokens, split_problems)
+from alignkit.toy_arithmetic import (
+    accuracy,
+    answers_of,
+    correct_reward,
+    decode,
+    encode,
+    pretrained_model,
+    problem_tokens,
+    split_problems,
+)
 
 
 def test_advantages_by_hand():
