@@ -212,7 +212,9 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None, dtype:
     kwargs = {"dtype": dtype}
     if quantization == "4bit":
         kwargs["quantization_config"] = bnb_4bit_config(dtype)
-        kwargs["device_map"] = {"": str(device) if device.type != "cuda" else 0}
+        # one full copy per process: under torchrun / accelerate each rank takes its own GPU
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if device.type == "cuda"
+                                else str(device)}
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:

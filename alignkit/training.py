@@ -163,3 +163,31 @@ def changed_fraction(before: dict[str, torch.Tensor], model) -> float:
     now = dict(model.named_parameters())
     changed = sum(not torch.equal(now[n].detach(), t) for n, t in before.items())
     return changed / max(len(before), 1)
+
+
+def trainable_digest(model) -> str:
+    """A short SHA-256 of the trainable parameters: equal on every rank after a DDP step."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def write_rank_summary(trainer, *, stage: str, initial: dict | None = None) -> dict:
+    """Write ``<output_dir>/rank<R>-<stage>.json`` (step, world size, weight digest) atomically.
+
+    Lets a user, and the distributed test, check that every rank finished with identical weights.
+    """
+    from alignkit.io import atomic_write_json
+
+    state = trainer.accelerator.state
+    summary = {"rank": state.process_index, "world_size": state.num_processes,
+               "global_step": trainer.state.global_step, "digest": trainable_digest(trainer.model)}
+    if initial is not None:
+        summary["changed"] = summary["digest"] != initial["digest"]
+    atomic_write_json(Path(trainer.args.output_dir) / f"rank{state.process_index}-{stage}.json", summary)
+    return summary
