@@ -70,3 +70,65 @@ def next_token_kl(model_p, model_q, tokenizer, texts: list[str]) -> float:
     kl = (logp.exp() * (logp - logq)).sum(-1)
     mask = batch["attention_mask"].bool()
     return float(kl[mask].mean())
+
+
+class GRPOPhaseTimer:
+    """Time the phases of each TRL GRPO step: generation, rewards, log-probs without gradient
+    (old / reference policy), the loss forward, backward, optimiser, and the whole step.
+
+    Wraps the trainer instance's own methods (no copy of TRL's loop), so the numbers describe
+    exactly what ``trainer.train()`` does. Used by ``benchmarks/grpo_cpu.py`` (issue: fast GRPO
+    on a laptop CPU). ``steps`` holds one dict of seconds per optimiser step.
+    """
+
+    PHASES = ("generation", "rewards", "logprobs_nograd", "loss_forward", "backward", "optimizer")
+
+    def __init__(self, trainer):
+        from transformers import TrainerCallback
+
+        self.steps: list[dict[str, float]] = []
+        self._current = dict.fromkeys(self.PHASES, 0.0)
+        timer = self
+
+        def timed(name_or_fn, fn):
+            def wrapper(*args, **kwargs):
+                name = name_or_fn() if callable(name_or_fn) else name_or_fn
+                start = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    timer._current[name] += time.perf_counter() - start
+            return wrapper
+
+        trainer._generate = timed("generation", trainer._generate)
+        trainer._calculate_rewards = timed("rewards", trainer._calculate_rewards)
+        trainer._get_per_token_logps_and_entropies = timed(
+            lambda: "loss_forward" if torch.is_grad_enabled() else "logprobs_nograd",
+            trainer._get_per_token_logps_and_entropies)
+        trainer.accelerator.backward = timed("backward", trainer.accelerator.backward)
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                timer._current = dict.fromkeys(timer.PHASES, 0.0)
+                timer._step_start = time.perf_counter()
+
+            def on_pre_optimizer_step(self, args, state, control, **kw):
+                timer._opt_start = time.perf_counter()
+
+            def on_optimizer_step(self, args, state, control, **kw):
+                timer._current["optimizer"] += time.perf_counter() - timer._opt_start
+
+            def on_step_end(self, args, state, control, **kw):
+                timer._current["step"] = time.perf_counter() - timer._step_start
+                timer.steps.append(dict(timer._current))
+
+        trainer.add_callback(_Callback())
+
+    def median(self, skip: int = 1) -> dict[str, float]:
+        """Median seconds per phase over the steps after the first ``skip`` (warm-up)."""
+        import statistics
+
+        kept = self.steps[skip:] or self.steps
+        if not kept:
+            raise ValueError("no steps were timed; call trainer.train() first")
+        return {k: statistics.median(s[k] for s in kept) for k in kept[0]}
