@@ -62,3 +62,26 @@ def test_4bit_loads_on_cpu_with_lora_and_is_smaller():
     assert models.model_memory_mb(q) < 0.5 * models.model_memory_mb(full)
     trainable = [n for n, p in q.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_new_token_counts_stop_at_the_first_eos():
+    import torch as t
+
+    from alignkit.benchmarking import _new_token_counts
+
+    rows = t.tensor([[5, 6, 2, 2, 2], [5, 6, 7, 8, 9], [2, 0, 0, 0, 0]])
+    assert _new_token_counts(rows, {2}) == [3, 5, 1]
+
+
+@pytest.mark.slow
+def test_next_token_kl_is_zero_for_the_same_model_and_positive_for_4bit():
+    from alignkit.benchmarking import next_token_kl
+
+    tok = models.load_tokenizer("smollm2-135m")
+    full = models.load_policy("smollm2-135m")
+    texts = ["The capital of France is Paris.", "Bees make honey."]
+    assert next_token_kl(full, full, tok, texts) == pytest.approx(0.0, abs=1e-6)
+    q4 = models.load_policy("smollm2-135m", quantization="4bit")
+    assert 0.0 < next_token_kl(full, q4, tok, texts) < 1.0
+    with pytest.raises(ValueError, match="empty"):
+        next_token_kl(full, full, tok, ["  "])

@@ -6,8 +6,14 @@ Public API re-exported here so that ``from alignkit.theory import kl, tilt`` wor
 - ``optimum``: the KL-constrained optimum and the tilted family's CGF (chapter 4).
 - ``best_of_n``: exact best-of-n in log space, its KL, the KL bound, win rate, KL estimator (chapter 4).
 - ``memoryless``: sequence-level asymptotics for memoryless LMs with additive rewards (chapter 4).
+- ``bayes``: the KL-RL posterior, log Z, the ELBO and rejection sampling (chapter 3).
+- ``trilemma``: sample-complexity calculators for representativeness and coverage (chapter 5).
+- ``preferences``: Bradley-Terry fitting, preference collapse, robust aggregators (chapter 5).
+
+Chapters 3 and 5 import their modules by name: ``from alignkit.theory import bayes``.
 """
 
+from alignkit.theory import bayes, preferences, trilemma
 from alignkit.theory.best_of_n import (
     best_of_n_distribution,
     best_of_n_expected_reward,
@@ -41,6 +47,7 @@ from alignkit.theory.optimum import (
 )
 
 __all__ = [
+    "bayes", "preferences", "trilemma",
     "kl", "tilt",
     "cgf", "tilted_mean", "tilted_variance", "tilt_kl", "max_kl", "kl_constrained_optimum",
     "kl_to_tilt_identity",
