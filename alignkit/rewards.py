@@ -30,16 +30,17 @@ def word_count(text: str) -> int:
     return len(re.findall(r"[\w']+", text))
 
 
-def brevity_reward(completions, target_words: int = 8, **kwargs) -> list[float]:
-    """Toy reward of chapter 0: 1 for exactly ``target_words`` words, falling linearly to 0 at
-    twice that (or at none), so a model is paid for answering briefly and completely.
+def brevity_reward(completions, target_words: int = 10, **kwargs) -> list[float]:
+    """Toy reward of chapter 0: ``min(n, t) / max(n, t)`` for a reply of ``n`` words and target
+    ``t``: 1 at exactly ``t`` words, 0.5 at half or twice that, never exactly 0 for a non-empty
+    reply, so every group of long replies still has a gradient towards the shorter ones.
     """
     if target_words < 1:
         raise ValueError(f"target_words must be >= 1, got {target_words}")
     scores = []
     for c in completions:
         n = word_count(completion_text(c))
-        scores.append(max(0.0, 1.0 - abs(n - target_words) / target_words))
+        scores.append(min(n, target_words) / max(n, target_words))
     return scores
 
 

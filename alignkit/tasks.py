@@ -53,7 +53,7 @@ SUBJECTS = ["cats", "rain", "trains", "coffee", "mountains", "chess", "bees", "g
 
 
 @register_task("brevity")
-def brevity_task(n_train: int = 64, seed: int = 0, target_words: int = 8):
+def brevity_task(n_train: int = 64, seed: int = 0, target_words: int = 10):
     """Chapter 0's toy task: 'Tell me about X.' prompts, rewarded for replies of ~``target_words``."""
     import random
     from functools import partial

@@ -69,3 +69,11 @@ def test_grpo_lora_4bit_changes_adapter_and_resumes(tmp_path):
     training.train(longer)
     assert longer.state.global_step == 3
     assert list(training.log_frame(longer).index)[-1] == 3
+
+
+def test_brevity_reward_values():
+    ten = " ".join(["word"] * 10)
+    assert brevity_reward([ten, ten + " " + ten, "one two three four five", ""]) == [1.0, 0.5, 0.5, 0.0]
+    assert brevity_reward([[{"role": "assistant", "content": "a b"}]], target_words=2) == [1.0]
+    with pytest.raises(ValueError, match="0"):
+        brevity_reward(["x"], target_words=0)
