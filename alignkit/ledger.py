@@ -28,12 +28,15 @@ class Claim:
 
 
 def git_commit(short: bool = True) -> str:
-    """The commit the code ran at (``+dirty`` when the tree has changes), or ``'unknown'``."""
+    """The commit the code ran at, or ``'unknown'``; ``+dirty`` when tracked files other than
+    notebooks and results differ from it (executing notebooks rewrites those, and that is not a
+    change to the code that produced the numbers)."""
     try:
         here = Path(__file__).resolve().parent
         args = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
         commit = subprocess.run(args, cwd=here, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                ":(exclude,top)notebooks", ":(exclude,top)results"], cwd=here,
                                capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
