@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from alignkit.theory.divergence import _as_distribution
+from alignkit.theory.divergence import _as_distribution, _checked
 
 
 def resolve_log_n(n: float | None = None, log_n: float | None = None) -> float:
@@ -38,12 +38,7 @@ def reward_levels(p, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Returns ``(levels, mass, index)`` where ``index[y]`` is the level of outcome ``y`` (-1 off the
     support). Exact equality defines a tie.
     """
-    p = _as_distribution(p, "p")
-    r = np.asarray(r, dtype=float)
-    if r.shape != p.shape:
-        raise ValueError(f"r must have p's shape {p.shape}, got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError(f"rewards must be finite, got {r}")
+    p, r = _checked(p, r)
     support = p > 0
     levels, inverse = np.unique(r[support], return_inverse=True)
     mass = np.bincount(inverse, weights=p[support], minlength=levels.size)

@@ -24,6 +24,17 @@ def _as_distribution(p, name: str = "p") -> np.ndarray:
     return p
 
 
+def _checked(p, r) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``p`` (a distribution) and ``r`` (finite rewards of the same shape)."""
+    p = _as_distribution(p, "p")
+    r = np.asarray(r, dtype=float)
+    if r.shape != p.shape:
+        raise ValueError(f"r must have p's shape {p.shape}, got {r.shape}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"rewards must be finite, got {r}")
+    return p, r
+
+
 def kl(p, q) -> float:
     """KL(p || q) in nats. Terms with p = 0 contribute 0; ``inf`` where q misses p's support."""
     p = _as_distribution(p, "p")
@@ -41,12 +52,7 @@ def tilt(p, r, lam: float) -> np.ndarray:
 
     ``lam = inf`` gives ``p`` restricted to the argmax set of ``r`` (the limit of the tilt).
     """
-    p = _as_distribution(p, "p")
-    r = np.asarray(r, dtype=float)
-    if r.shape != p.shape:
-        raise ValueError(f"r must have p's shape {p.shape}, got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError(f"rewards must be finite, got {r}")
+    p, r = _checked(p, r)
     if np.isinf(lam) and lam > 0:
         support = p > 0
         best = r[support].max()

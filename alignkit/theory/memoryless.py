@@ -23,7 +23,8 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 
 from alignkit.theory.best_of_n import best_of_n_kl_bound, best_of_n_level_logpmf, level_kl
-from alignkit.theory.optimum import _checked, cgf, kl_constrained_optimum, max_kl, tilted_mean
+from alignkit.theory.divergence import _checked
+from alignkit.theory.optimum import cgf, kl_constrained_optimum, max_kl, tilted_mean
 
 # ---------------------------------------------------------------- the per-token reward kernel
 

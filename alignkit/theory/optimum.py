@@ -15,18 +15,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from alignkit.theory.divergence import _as_distribution, tilt
-
-
-def _checked(p, r) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``p`` (a distribution) and ``r`` (finite rewards of the same shape)."""
-    p = _as_distribution(p, "p")
-    r = np.asarray(r, dtype=float)
-    if r.shape != p.shape:
-        raise ValueError(f"r must have p's shape {p.shape}, got {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError(f"rewards must be finite, got {r}")
-    return p, r
+from alignkit.theory.divergence import _as_distribution, _checked, tilt
 
 
 def cgf(p, r, lam) -> np.ndarray | float:
