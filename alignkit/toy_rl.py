@@ -140,21 +140,13 @@ def reinforce(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, 
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 for a mean baseline, got {batch_size!r}")
     r_t, log_pi0 = torch.tensor(r), torch.tensor(np.log(np.maximum(pi0, 1e-300)))
-    gen = torch.Generator().manual_seed(seed)
-    opt = _optimizer(policy, optimizer, lr)
-    record = _Recorder(pi0, r, beta, record_every)
-    record(0, steps, policy)
-    for step in range(1, steps + 1):
-        log_pi = policy.log_probs()
-        x = torch.multinomial(log_pi.detach().exp(), batch_size, replacement=True, generator=gen)
-        reward = r_t[x] + beta * (log_pi0[x] - log_pi[x].detach())
-        advantage = reward - reward.mean()
-        loss = -(advantage * log_pi[x]).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        record(step, steps, policy)
-    return record.history()
+
+    def weights(x, log_pi_x):  # centred KL-regularised reward, averaged over the batch
+        reward = r_t[x] + beta * (log_pi0[x] - log_pi_x)
+        return (reward - reward.mean()) / batch_size
+
+    return _sampled_ascent(policy, pi0, r, beta, steps, lr, weights, batch_size=batch_size,
+                           seed=seed, optimizer=optimizer, record_every=record_every)
 
 
 @single_thread()
@@ -171,6 +163,18 @@ def dpg(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, batch_
         raise ValueError(f"beta must be > 0 for a posterior target, got {beta!r}")
     pi0, r = _check(policy, pi0, r, beta, steps, lr)
     log_target = torch.tensor(np.log(pi0) + r / beta)  # unnormalised log pi*
+
+    def weights(x, log_pi_x):  # self-normalised importance weights towards pi*
+        return torch.softmax(log_target[x] - log_pi_x, 0)
+
+    return _sampled_ascent(policy, pi0, r, beta, steps, lr, weights, batch_size=batch_size,
+                           seed=seed, optimizer=optimizer, record_every=record_every)
+
+
+def _sampled_ascent(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, weights, *,
+                    batch_size: int, seed: int, optimizer: str, record_every: int) -> dict[str, np.ndarray]:
+    """The loop REINFORCE and DPG share: sample a batch from the policy, weight each sample's
+    ``grad log pi(x)`` by ``weights(x, log pi(x))`` (no gradient through the weights), step."""
     gen = torch.Generator().manual_seed(seed)
     opt = _optimizer(policy, optimizer, lr)
     record = _Recorder(pi0, r, beta, record_every)
@@ -178,8 +182,7 @@ def dpg(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, *, batch_
     for step in range(1, steps + 1):
         log_pi = policy.log_probs()
         x = torch.multinomial(log_pi.detach().exp(), batch_size, replacement=True, generator=gen)
-        weights = torch.softmax(log_target[x] - log_pi[x].detach(), 0)  # self-normalised IS
-        loss = -(weights * log_pi[x]).sum()
+        loss = -(weights(x, log_pi[x].detach()) * log_pi[x]).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

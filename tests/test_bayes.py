@@ -21,13 +21,7 @@ from alignkit.theory.bayes import (
     variational_form,
 )
 from alignkit.theory.divergence import kl
-from alignkit.toy import SequenceSpace, count_reward, entropy, random_bigram_lm
-
-
-@pytest.fixture(scope="module")
-def toy_a():
-    space = SequenceSpace(3, 4)
-    return space, random_bigram_lm(space, seed=0), count_reward(space, 0)
+from alignkit.toy import entropy
 
 
 def random_dist(rng, n):

@@ -13,17 +13,10 @@ from alignkit.toy import (
     SequenceSpace,
     TabularAR,
     contains_reward,
-    count_reward,
     entropy,
     random_bigram_lm,
 )
 from alignkit.toy_rl import dpg, exact_ascent, fit_exact, reinforce
-
-
-@pytest.fixture(scope="module")
-def toy_a():
-    space = SequenceSpace(3, 4)
-    return space, random_bigram_lm(space, seed=0), count_reward(space, 0)
 
 
 def test_space_enumerates_and_indexes():
