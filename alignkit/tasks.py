@@ -1,16 +1,28 @@
 """Named training tasks for recipes: each builds a prompt dataset and its reward functions.
 
 A recipe says ``task: {name: brevity, n_train: 1000}``; ``build_task`` looks the name up here.
-Chapters register their tasks next to the code that defines them; this module keeps only the
-registry and the chapter-0 toy task. Introduced with the recipe launcher (scale-out).
+Chapters register their tasks next to the code that defines them (with ``@register_task``), and
+list that module in ``TASK_MODULES`` so that the registry is filled on first use; this module
+keeps only the registry and the chapter-0 toy task. Introduced with the recipe launcher.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 
 TASKS: dict[str, Callable] = {}
+
+# modules that register chapter tasks; imported lazily so that ``import alignkit`` stays light
+TASK_MODULES: tuple[str, ...] = (
+    "alignkit.diversity",  # chapter 3: keyword
+)
+
+
+def _load_task_modules() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)
 
 
 def register_task(name: str):
@@ -30,6 +42,9 @@ def task_arguments(name: str) -> list[str]:
 
 
 def get_task(name: str) -> Callable:
+    """The builder registered as ``name``; an unknown name raises ``ValueError`` listing all tasks."""
+    if name not in TASKS:
+        _load_task_modules()
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
@@ -52,6 +67,12 @@ SUBJECTS = ["cats", "rain", "trains", "coffee", "mountains", "chess", "bees", "g
             "violins", "deserts", "lanterns", "ferns", "harbours", "kites"]
 
 
+def prompt_rows(texts, extra: list[dict] | None = None) -> list[dict]:
+    """Conversational GRPO rows ``{"prompt": [{"role": "user", ...}], **extra}`` from prompt texts."""
+    extra = extra or [{} for _ in texts]
+    return [{"prompt": [{"role": "user", "content": t}], **e} for t, e in zip(texts, extra, strict=True)]
+
+
 @register_task("brevity")
 def brevity_task(n_train: int = 64, seed: int = 0, target_words: int = 10):
     """Chapter 0's toy task: 'Tell me about X.' prompts, rewarded for replies of ~``target_words``."""
@@ -65,8 +86,7 @@ def brevity_task(n_train: int = 64, seed: int = 0, target_words: int = 10):
     if n_train < 1:
         raise ValueError(f"n_train must be >= 1, got {n_train}")
     rng = random.Random(seed)
-    rows = [{"prompt": [{"role": "user", "content": f"Tell me about {rng.choice(SUBJECTS)}."}]}
-            for _ in range(n_train)]
+    rows = prompt_rows([f"Tell me about {rng.choice(SUBJECTS)}." for _ in range(n_train)])
     reward = partial(brevity_reward, target_words=target_words)
     reward.__name__ = "brevity_reward"
     return Dataset.from_list(rows), [reward]
