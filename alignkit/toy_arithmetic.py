@@ -6,8 +6,12 @@ pretrained by supervised learning to a modest accuracy (:func:`pretrain`), then 
 from-scratch GRPO of ``alignkit.grpo`` with a 0/1 correctness reward (:func:`correct_reward`),
 and judged by greedy accuracy on held-out problems (:func:`accuracy`).
 
-Problems differ in difficulty (carries, three-digit sums), so during RL some are always solved,
-some never, and some are learned along the way: the raw material of LIMR's trajectories.
+Problems differ in difficulty by their number of carries (:func:`carries`: 0, 1 or 2). The start
+policy is pretrained on a *skewed* mix (:func:`sft_mix`: every carry-free problem, only a few with
+carries), like a base model that has seen easy problems far more often than hard ones. So during
+RL on a uniform pool some problems are always solved, some never, and some are learned along the
+way: the spread of difficulties that LIMR's trajectories need (with a uniform start policy every
+problem learns alike and LIM keeps almost all of them).
 """
 
 from __future__ import annotations
@@ -62,6 +66,23 @@ def split_problems(n_sft: int, n_pool: int, n_eval: int, seed: int = 0) -> dict[
     idx = np.random.default_rng(seed).permutation(10_000)[:total]
     pairs = np.stack([idx // 100, idx % 100], axis=1)
     return {"sft": pairs[:n_sft], "pool": pairs[n_sft:n_sft + n_pool], "eval": pairs[n_sft + n_pool:]}
+
+
+def carries(pairs: np.ndarray) -> np.ndarray:
+    """Number of carries (0, 1 or 2) in adding each operand pair: the toy's difficulty level."""
+    pairs = np.asarray(pairs, dtype=int).reshape(-1, 2)
+    a, b = pairs[:, 0], pairs[:, 1]
+    return ((a % 10 + b % 10) >= 10).astype(int) + ((a + b) >= 100).astype(int)
+
+
+def sft_mix(pairs: np.ndarray, carry_fraction: float = 0.05, seed: int = 0) -> np.ndarray:
+    """The pretraining set: every carry-free pair of ``pairs``, and each pair with a carry kept
+    with probability ``carry_fraction``. A small fraction makes carries hard but learnable by RL."""
+    if not 0.0 <= carry_fraction <= 1.0:
+        raise ValueError(f"carry_fraction must be in [0, 1], got {carry_fraction!r}")
+    pairs = np.asarray(pairs, dtype=int)
+    keep = (carries(pairs) == 0) | (np.random.default_rng(seed).random(len(pairs)) < carry_fraction)
+    return pairs[keep]
 
 
 class TinyTransformer(nn.Module):
