@@ -52,8 +52,9 @@ PAPER_KEPT_FRACTION = 1389 / 7935  # LIMR / prompts the release scored
 GRPO_SETTINGS = dict(learning_rate=1e-4, prompts_per_step=16, temperature=0.7, num_generations=8)
 
 
-def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
-    """One seed of the pipeline: the scoring run, the scores, and the four retraining runs."""
+def scoring_run(seed: int, p: dict, cfg: GRPOConfig) -> tuple[dict, object, torch.Tensor, np.ndarray]:
+    """LIMR's first stage: pretrain the start policy, run GRPO on the whole pool for ``p["epochs"]``
+    epochs with every rollout recorded. Returns ``(splits, start policy, pool prompts, acc)``."""
     sp = split_problems(p["n_sft"], p["n_pool"], p["n_eval"], seed=seed)
     start = pretrained_model(sft_mix(sp["sft"], CARRY_FRACTION, seed=seed), steps=p["sft_steps"], seed=seed)
     pool, _ = problem_tokens(sp["pool"])
@@ -62,6 +63,12 @@ def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
     train_grpo(copy.deepcopy(start), pool, correct_reward, cfg, steps=p["epochs"] * per_epoch,
                seed=seed, on_rewards=rec.grpo_hook)
     acc, _ = rec.acc_matrix(sample_ids=range(len(pool)))
+    return sp, start, pool, acc
+
+
+def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
+    """One seed of the pipeline: the scoring run, the scores, and the four retraining runs."""
+    sp, start, pool, acc = scoring_run(seed, p, cfg)
     lim, lin = lim_scores(acc), linear_scores(acc)
     lim_idx = lim_select(lim, LIM_THRESHOLD)
     subsets = {"FULL": np.arange(len(pool)), "LIM": lim_idx,

@@ -1,0 +1,284 @@
+"""LIMR's real-LM track (chapter 2): GRPO on arithmetic word problems with the LIMR reward,
+every rollout recorded, and LIM scores from the run.
+
+The bundled SmolLM2-135M-Instruct is trained with TRL's ``GRPOTrainer`` (through
+``alignkit.training.build_grpo_trainer``) on a small pool of generated word problems for
+several epochs. The reward is LIMR's rule reward (``alignkit.rewards.limr_reward``: +1 correct
+``\\boxed{}`` answer, -0.5 boxed but wrong, -1 no box or garbled). A ``TrajectoryRecorder``
+wraps the reward, so after training we have each problem's per-epoch accuracy, the format and
+accuracy rates per epoch, and LIM scores, exactly the raw material the paper selects from.
+
+The prompt is the paper's system prompt plus, at the small scales, one sentence in the user
+message that shows the box (``USER_SUFFIX``): without it the 135M model almost never writes
+``\\boxed{}`` in 32 tokens, every reward is -1, every group has zero spread, and GRPO learns
+nothing (measured: 0 of 32 samples boxed with the system prompt alone, about 9% with the suffix).
+
+    python -m alignkit.experiments.limr_lm --scale smoke|cpu [--out results/02_limr/lm_<scale>.json]
+
+Also registers the recipe tasks ``limr_arithmetic`` (these problems) and ``limr_hub`` (the
+released LIMR / MATH sets from the hub or a local JSON file in the same schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from alignkit.tasks import register_task
+
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # the paper's
+USER_SUFFIX = "\nGive a short answer and end with the final number in \\boxed{}, for example \\boxed{7}."
+
+NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar"]
+ITEMS = ["apples", "marbles", "stickers", "pencils", "cookies", "stamps", "shells", "books"]
+
+
+def word_problem(rng: random.Random) -> dict:
+    """One arithmetic word problem ``{"question", "answer", "kind"}`` drawn with ``rng``.
+
+    Four kinds of rising difficulty: one addition, one subtraction, one multiplication, and a
+    two-step problem (buy, then give away). Answers are non-negative integers as strings.
+    """
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    kind = rng.choice(["add", "sub", "mul", "two_step"])
+    if kind == "add":
+        a, b = rng.randint(2, 20), rng.randint(2, 20)
+        q, ans = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b
+    elif kind == "sub":
+        a = rng.randint(5, 30)
+        b = rng.randint(1, a - 1)
+        q, ans = f"{name} has {a} {item} and gives away {b}. How many {item} are left?", a - b
+    elif kind == "mul":
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        q, ans = f"{name} has {a} bags with {b} {item} in each bag. How many {item} is that in total?", a * b
+    else:
+        a, b = rng.randint(3, 15), rng.randint(2, 10)
+        c = rng.randint(1, a + b - 1)
+        q = f"{name} has {a} {item}, buys {b} more, then gives {c} to a friend. How many {item} are left?"
+        ans = a + b - c
+    return {"question": q, "answer": str(ans), "kind": kind}
+
+
+def word_problems(n: int, seed: int = 0) -> list[dict]:
+    """``n`` distinct word problems, the same for the same ``seed`` (a deterministic generator)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    rng, seen, out = random.Random(seed), set(), []
+    for _ in range(100 * n):
+        p = word_problem(rng)
+        if p["question"] not in seen:
+            seen.add(p["question"])
+            out.append(p)
+            if len(out) == n:
+                return out
+    raise ValueError(f"could not draw {n} distinct problems")  # pragma: no cover - 4 kinds x many numbers
+
+
+def chat_rows(questions, answers, *, system_prompt: str = SYSTEM_PROMPT, user_suffix: str = "",
+              extra: list[dict] | None = None) -> list[dict]:
+    """GRPO rows with the LIMR chat prompt (system + user), the gold ``answer`` and a ``sample_id``."""
+    extra = extra or [{} for _ in questions]
+    rows = []
+    for i, (q, a, e) in enumerate(zip(questions, answers, extra, strict=True)):
+        prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+        rows.append({"prompt": prompt + [{"role": "user", "content": q + user_suffix}],
+                     "answer": str(a), "sample_id": i, **e})
+    return rows
+
+
+def _limr_reward_fn(wrap_dollars: bool):
+    from alignkit.rewards import limr_reward
+
+    reward = partial(limr_reward, wrap_dollars=wrap_dollars)
+    reward.__name__ = "limr_reward"
+    return reward
+
+
+@register_task("limr_arithmetic")
+def limr_arithmetic_task(n_train: int = 16, seed: int = 0, system_prompt: str = SYSTEM_PROMPT,
+                         user_suffix: str = USER_SUFFIX, wrap_dollars: bool = True):
+    """Chapter 2's offline task: generated word problems, LIMR's boxed-answer prompt and reward."""
+    from datasets import Dataset
+
+    probs = word_problems(n_train, seed)
+    rows = chat_rows([p["question"] for p in probs], [p["answer"] for p in probs], system_prompt=system_prompt,
+                     user_suffix=user_suffix, extra=[{"kind": p["kind"]} for p in probs])
+    return Dataset.from_list(rows), [_limr_reward_fn(wrap_dollars)]
+
+
+def load_limr_rows(path: str = "GAIR/LIMR", split: str = "train") -> list[dict]:
+    """Rows ``{"question", "answer"}`` of the released LIMR set (hub id) or a local .json/.jsonl file
+    in the same schema (a ``prompt`` / ``problem`` / ``question`` column and an ``answer`` column)."""
+    from datasets import load_dataset
+
+    if Path(path).suffix in (".json", ".jsonl"):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no LIMR data file at {path}")
+        data = load_dataset("json", data_files=str(path), split="train")
+    else:
+        data = load_dataset(path, split=split)
+    cols = data.column_names
+    qcol = next((c for c in ("prompt", "problem", "question") if c in cols), None)
+    if qcol is None or "answer" not in cols:
+        raise ValueError(f"{path}: need a prompt/problem/question column and an answer column, got {cols}")
+    rows = [{"question": str(r[qcol]), "answer": str(r["answer"])} for r in data
+            if str(r["answer"]).strip()]  # math.8k has 2 empty answers: unscorable, skipped
+    if not rows:
+        raise ValueError(f"{path} has no rows with a non-empty answer")
+    return rows
+
+
+@register_task("limr_hub")
+def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/LIMR", split: str = "train",
+                  system_prompt: str = SYSTEM_PROMPT, wrap_dollars: bool = True, offline_fallback: bool = False):
+    """The paper's data: GAIR/LIMR (1,389 problems) or any file in its schema, the paper's prompt,
+    the LIMR reward. ``n_train`` takes a seeded random subset (None = all).
+
+    ``offline_fallback=True``: when the hub cannot be reached (offline CI building the recipe on
+    a CPU), warn and use the generated word problems of ``limr_arithmetic`` instead of failing.
+    """
+    import warnings
+
+    from datasets import Dataset
+
+    try:
+        rows = load_limr_rows(path, split)
+    except (OSError, ConnectionError) as err:  # datasets raises these offline / on a missing file
+        if not offline_fallback:
+            raise
+        warnings.warn(f"could not load {path!r} ({type(err).__name__}); offline_fallback: training on "
+                      f"generated arithmetic word problems instead", stacklevel=2)
+        probs = word_problems(n_train or 64, seed)
+        rows = [{"question": p["question"], "answer": p["answer"]} for p in probs]
+    if n_train is not None and n_train < len(rows):
+        rows = random.Random(seed).sample(rows, n_train)
+    data = chat_rows([r["question"] for r in rows], [r["answer"] for r in rows], system_prompt=system_prompt)
+    return Dataset.from_list(data), [_limr_reward_fn(wrap_dollars)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment
+# ---------------------------------------------------------------------------------------------
+
+PRESETS = {  # pool size, epochs over it, prompts per GRPO step, rollouts per prompt, lengths, eval size
+    "smoke": dict(n_pool=2, epochs=2, prompts_per_step=2, num_generations=4, max_completion_length=16,
+                  n_eval=2, learning_rate=5e-4, temperature=1.0),
+    "cpu": dict(n_pool=8, epochs=5, prompts_per_step=2, num_generations=8, max_completion_length=32,
+                n_eval=16, learning_rate=5e-4, temperature=1.0),
+}
+EVAL_SEED = 10_000  # held-out problems come from another seed of the same generator
+
+
+def greedy_eval(model, tokenizer, rows: list[dict], max_new_tokens: int) -> dict:
+    """Greedy answers to chat ``rows``: format rate (reward > -1), accuracy (reward == 1), mean
+    reward and a few example texts. Used before and after training."""
+    import torch
+
+    from alignkit.rewards import limr_math_reward
+
+    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+    model.eval()
+    with torch.no_grad():
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id)
+    completions = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    rewards = [limr_math_reward(c, r["answer"]) for c, r in zip(completions, rows, strict=True)]
+    model.train()
+    return {"format": float(np.mean([x > -1 for x in rewards])), "accuracy": float(np.mean([x == 1 for x in rewards])),
+            "reward": float(np.mean(rewards)), "examples": completions[:4]}
+
+
+def per_epoch_rates(records: list[dict]) -> dict[str, list[float]]:
+    """Format rate, accuracy and mean reward of the training rollouts, epoch by epoch."""
+    epochs = sorted({r["epoch"] for r in records})
+    by = {e: [r["reward"] for r in records if r["epoch"] == e] for e in epochs}
+    return {"epoch": [e + 1 for e in epochs],
+            "format": [float(np.mean([x > -1 for x in by[e]])) for e in epochs],
+            "accuracy": [float(np.mean([x >= 1 for x in by[e]])) for e in epochs],
+            "reward": [float(np.mean(by[e])) for e in epochs], "rollouts": [len(by[e]) for e in epochs]}
+
+
+def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, threshold: float = 0.6) -> dict:
+    """Train, record, score; write the results JSON atomically and return it."""
+    import torch
+    from datasets import Dataset
+
+    from alignkit.io import atomic_write_json
+    from alignkit.scale import get_scale
+    from alignkit.selection import lim_scores, lim_select
+    from alignkit.training import build_grpo_trainer, log_frame, train
+    from alignkit.trajectories import TrajectoryRecorder
+
+    p = PRESETS[scale_name]
+    scale = get_scale(scale_name)
+    torch.manual_seed(seed)
+    t0 = time.time()
+    probs = word_problems(p["n_pool"], seed)
+    rows = chat_rows([x["question"] for x in probs], [x["answer"] for x in probs], user_suffix=USER_SUFFIX,
+                     extra=[{"kind": x["kind"]} for x in probs])
+    held = word_problems(p["n_eval"], EVAL_SEED + seed)
+    eval_rows = chat_rows([x["question"] for x in held], [x["answer"] for x in held], user_suffix=USER_SUFFIX)
+    rec = TrajectoryRecorder()
+    g, k = p["num_generations"], p["prompts_per_step"]
+    steps = p["epochs"] * (p["n_pool"] // k)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_grpo_trainer(scale.model, rec.wrap(_limr_reward_fn(True)), Dataset.from_list(rows),
+                                     scale=scale, output_dir=tmp, seed=seed, callbacks=[rec.callback()],
+                                     num_generations=g, per_device_train_batch_size=g * k,
+                                     max_completion_length=p["max_completion_length"], max_steps=steps,
+                                     learning_rate=p["learning_rate"], temperature=p["temperature"])
+        tok = trainer.processing_class
+        before = greedy_eval(trainer.model, tok, eval_rows, p["max_completion_length"])
+        t1 = time.time()
+        train(trainer, resume=False)
+        train_s = time.time() - t1
+        after = greedy_eval(trainer.model, tok, eval_rows, p["max_completion_length"])
+        log = log_frame(trainer)
+    acc, ids = rec.acc_matrix(sample_ids=range(len(rows)), n_epochs=p["epochs"])
+    scores = lim_scores(acc)
+    kept = lim_select(scores, threshold)
+    result = {
+        "scale": scale_name, "model": scale.model, "seed": seed, "preset": p, "steps": steps,
+        "system_prompt": SYSTEM_PROMPT, "user_suffix": USER_SUFFIX, "lim_threshold": threshold,
+        "pool": probs, "eval_before": before, "eval_after": after, "per_epoch": per_epoch_rates(rec.records),
+        "acc_matrix": np.round(acc, 4).tolist(), "lim_scores": [None if np.isnan(s) else round(float(s), 4)
+                                                                 for s in scores],
+        "lim_kept": kept.tolist(),
+        "train_log": [{c: (None if v != v else v) for c, v in r.items()}  # NaN -> null
+                      for r in log.to_dict("records")] if len(log) else [],
+        "seconds": {"train": round(train_s, 1), "total": round(time.time() - t0, 1)},
+    }
+    atomic_write_json(out or f"results/02_limr/lm_{scale_name}.json", result)
+    return result
+
+
+def main(argv=None) -> dict:
+    """Command line: run at a scale and print the before/after numbers and the LIM selection."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", choices=sorted(PRESETS), default="smoke")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    r = run(args.scale, args.seed, args.out)
+    b, a, pe = r["eval_before"], r["eval_after"], r["per_epoch"]
+    print(f"held-out greedy: format {b['format']:.2f} -> {a['format']:.2f}, accuracy {b['accuracy']:.2f} -> "
+          f"{a['accuracy']:.2f}")
+    print(f"training rollouts per epoch: format {np.round(pe['format'], 2).tolist()}, "
+          f"accuracy {np.round(pe['accuracy'], 2).tolist()}")
+    print(f"LIM >= {r['lim_threshold']}: {len(r['lim_kept'])} of {len(r['pool'])} problems; "
+          f"{r['seconds']['total']:.0f} s")
+    return r
+
+
+if __name__ == "__main__":
+    main()

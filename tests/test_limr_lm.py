@@ -1,0 +1,90 @@
+"""Chapter 2's real-LM track: the word-problem generator, the recipe tasks, the hub loader on a
+local fixture, per-epoch rates, and a smoke TRL GRPO run that yields a complete acc matrix."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alignkit.experiments import limr_lm
+from alignkit.tasks import build_task
+
+FIXTURE = Path(__file__).parent / "fixtures" / "limr_sample.jsonl"
+
+
+def _solve(question: str) -> int:
+    """An independent solver for the four templates (reads the numbers and the verbs)."""
+    nums = [int(x) for x in re.findall(r"\d+", question)]
+    if "bags with" in question:
+        return nums[0] * nums[1]
+    if "buys" in question:
+        return nums[0] + nums[1] - nums[2]
+    if "gives away" in question:
+        return nums[0] - nums[1]
+    return nums[0] + nums[1]
+
+
+def test_word_problems_are_deterministic_distinct_and_correct():
+    probs = limr_lm.word_problems(200, seed=3)
+    assert probs == limr_lm.word_problems(200, seed=3)
+    assert probs != limr_lm.word_problems(200, seed=4)
+    assert len({p["question"] for p in probs}) == 200
+    assert {p["kind"] for p in probs} == {"add", "sub", "mul", "two_step"}
+    for p in probs:
+        assert int(p["answer"]) == _solve(p["question"]) >= 0
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        limr_lm.word_problems(0)
+
+
+def test_arithmetic_task_uses_the_paper_prompt_and_reward():
+    data, (reward,) = build_task("limr_arithmetic", n_train=6, seed=1)
+    row = data[0]
+    assert row["prompt"][0] == {"role": "system", "content": limr_lm.SYSTEM_PROMPT}
+    assert row["prompt"][1]["content"].endswith(limr_lm.USER_SUFFIX)
+    assert data["sample_id"] == list(range(6))
+    gold = row["answer"]
+    got = reward(completions=[f"So \\boxed{{{gold}}}.", f"\\boxed{{{int(gold) + 1}}}", gold],
+                 answer=[gold] * 3)
+    assert got == [1.0, -0.5, -1.0]
+
+
+def test_hub_loader_on_a_local_fixture_and_its_errors(tmp_path):
+    rows = limr_lm.load_limr_rows(str(FIXTURE))
+    assert [r["answer"] for r in rows] == ["5", "(5,7)", "2\\sqrt{3}"]  # the empty answer is skipped
+    data, (reward,) = build_task("limr_hub", path=str(FIXTURE), n_train=2, seed=0)
+    assert len(data) == 2 and data[0]["prompt"][0]["content"] == limr_lm.SYSTEM_PROMPT
+    assert reward(completions=["\\boxed{(5,7)}"], answer=["(5,7)"]) == [1.0]
+    _, (bare,) = build_task("limr_hub", path=str(FIXTURE), wrap_dollars=False)
+    assert bare(completions=["\\boxed{(5,7)}"], answer=["(5,7)"]) == [-0.5]  # the paper's parsing bug
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x", "answer": "1"}\n')
+    with pytest.raises(ValueError, match="prompt/problem/question"):
+        limr_lm.load_limr_rows(str(bad))
+    with pytest.raises(FileNotFoundError):
+        limr_lm.load_limr_rows(str(tmp_path / "missing.jsonl"))
+    with pytest.warns(UserWarning, match="offline_fallback"):
+        data, _ = build_task("limr_hub", path=str(tmp_path / "missing.json"), n_train=3, offline_fallback=True)
+    assert len(data) == 3
+
+
+def test_per_epoch_rates_by_hand():
+    recs = [{"epoch": 0, "reward": r} for r in (-1, -1, -0.5, 1)] + [{"epoch": 1, "reward": r} for r in (1, 1, -0.5, -1)]
+    rates = limr_lm.per_epoch_rates(recs)
+    assert rates["epoch"] == [1, 2] and rates["rollouts"] == [4, 4]
+    assert rates["format"] == [0.5, 0.75] and rates["accuracy"] == [0.25, 0.5]
+    np.testing.assert_allclose(rates["reward"], [-0.375, 0.125])
+
+
+@pytest.mark.slow
+def test_smoke_trl_run_records_every_sample_every_epoch(tmp_path):
+    """A smoke GRPO run of SmolLM2 over 2 epochs: the recorder's acc matrix is complete (no NaN),
+    holds one entry per rollout, and LIM scores every sample."""
+    out = tmp_path / "lm.json"
+    r = limr_lm.run("smoke", out=str(out))
+    p = limr_lm.PRESETS["smoke"]
+    acc = np.array(r["acc_matrix"], dtype=float)
+    assert acc.shape == (p["n_pool"], p["epochs"]) and not np.isnan(acc).any()
+    assert sum(r["per_epoch"]["rollouts"]) == p["n_pool"] * p["epochs"] * p["num_generations"]
+    assert all(s is not None for s in r["lim_scores"]) and out.is_file()
+    assert 0 <= r["eval_after"]["format"] <= 1 and len(r["train_log"]) >= 1
