@@ -1,0 +1,42 @@
+"""Load chapter 2's experiment results, running the experiment first when they are missing.
+
+The notebook ``02_limr.ipynb`` reads ``results/02_limr/toy_<scale>.json`` (the toy pipeline,
+``alignkit.experiments.limr_toy``) and ``results/02_limr/lm_<scale>.json`` (the real-LM track,
+``alignkit.experiments.limr_lm``). At ``cpu`` scale these come from the long command-line runs;
+at ``smoke`` the notebook reruns them (seconds) so that CI exercises the code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alignkit.io import read_json
+from alignkit.ledger import results_root
+
+KINDS = ("toy", "lm")
+
+
+def results_path(kind: str, scale: str) -> Path:
+    """``results/02_limr/<kind>_<scale>.json`` at the repository root."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return results_root() / "02_limr" / f"{kind}_{scale}.json"
+
+
+def load_or_run(kind: str, scale: str, *, rerun: bool = False) -> dict:
+    """The results of experiment ``kind`` ("toy" or "lm") at ``scale``; runs it (and writes the
+    file atomically) when the file is missing or ``rerun`` is true."""
+    from alignkit.experiments import limr_lm, limr_toy
+
+    presets = limr_toy.PRESETS if kind == "toy" else limr_lm.PRESETS
+    path = results_path(kind, scale)
+    if path.is_file() and not rerun:
+        return read_json(path)
+    if scale not in presets:
+        raise ValueError(f"no {kind} preset for scale {scale!r} (have {sorted(presets)}); at gpu/cluster scale "
+                         f"train with the recipes in alignkit/recipes/02_limr/")
+    if kind == "toy":
+        limr_toy.main(["--scale", scale, "--out", str(path)])
+    else:
+        limr_lm.run(scale, out=str(path))
+    return read_json(path)
