@@ -41,6 +41,20 @@ def _first_turn(messages, role: str) -> str | None:
     return None
 
 
+def load_raw(hub_id: str, data_files: str | Path | None = None, *, split: str = "train", offline_hint: str = ""):
+    """A hub data set as it is, or a local JSON/JSONL file of the same schema when ``data_files``
+    is given (tests use fixtures). Offline (``HF_HUB_OFFLINE``) without ``data_files`` it raises a
+    ``RuntimeError`` naming the data set, followed by ``offline_hint``.
+    """
+    import datasets
+
+    if data_files is not None:
+        return datasets.load_dataset("json", data_files=str(data_files), split="train")
+    if hub_offline():
+        raise RuntimeError(f"{hub_id} needs the Hugging Face hub, but HF_HUB_OFFLINE is set. {offline_hint}")
+    return datasets.load_dataset(hub_id, split=split)
+
+
 def reference_column(name: str, columns: list[str]) -> str | None:
     """The column holding reference ``name`` (``gold``, ``claude``, ``deepseek``, ...).
 
@@ -97,16 +111,9 @@ def load_bleuberi(references: tuple[str, ...] | list[str] = ("gold",), *, split:
     refs = list(references)
     if not refs or isinstance(references, str):
         raise ValueError(f"references must be a non-empty list of names such as ['gold'], got {references!r}")
-    if data_files is not None:
-        raw = datasets.load_dataset("json", data_files=str(data_files), split="train")
-    elif hub_offline():
-        raise RuntimeError(
-            f"{BLEUBERI_HUB_ID} needs the Hugging Face hub, but HF_HUB_OFFLINE is set. "
-            "Unset it (and go online), pass data_files= a local copy, or use the offline "
-            "instruction set: alignkit.data.load_instructions('train')"
-        )
-    else:
-        raw = datasets.load_dataset(BLEUBERI_HUB_ID, split=split)
+    raw = load_raw(BLEUBERI_HUB_ID, data_files, split=split,
+                   offline_hint="Unset it (and go online), pass data_files= a local copy, or use the "
+                                "offline instruction set: alignkit.data.load_instructions('train')")
     ref_columns = [reference_column(r, raw.column_names) for r in refs]
     rows = []
     for row in raw:
@@ -167,3 +174,83 @@ def load_instructions(split: str = "train", *, n: int | None = None):
 def prompt_texts(dataset) -> list[str]:
     """The user message of every row (what ``alignkit.generation.sample_completions`` takes)."""
     return [_first_turn(p, "user") for p in dataset["prompt"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chatbot Arena conversations (chapter 1's agreement study, online)
+#
+# lmsys/chatbot_arena_conversations (gated on the hub: accept its terms, then log in): one row
+# per human vote with ``question_id``, ``model_a``, ``model_b``, ``winner`` (``model_a``,
+# ``model_b``, ``tie``, ``tie (bothbad)``), ``judge``, ``conversation_a``/``conversation_b``
+# (lists of {"role", "content"}), ``turn``, ``anony``, ``language``, ``tstamp`` and moderation
+# tags. BLEUBERI drops ``tie (bothbad)`` and compares the first turn; its ~900 pairs carry
+# references written by five LLMs, which this loader does not have (add a ``references``
+# column of your own before scoring BLEU).
+# ---------------------------------------------------------------------------------------------
+
+ARENA_HUB_ID = "lmsys/chatbot_arena_conversations"
+ARENA_WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+def normalise_arena_row(row: dict, *, drop: tuple[str, ...] = ("tie (bothbad)",)) -> dict | None:
+    """One Arena vote as ``prompt``, ``response_a``, ``response_b``, ``winner``, ``a_wins``, or None.
+
+    None when the winner is in ``drop``, or the first user turn or either first answer is empty.
+    ``a_wins`` is True/False for a decided vote and None for a kept ``tie``. An unknown winner
+    raises ValueError naming it.
+    """
+    winner = row.get("winner")
+    if winner not in ARENA_WINNERS:
+        raise ValueError(f"unknown Arena winner {winner!r} in question {row.get('question_id')!r}; "
+                         f"accepted: {ARENA_WINNERS}")
+    if winner in drop:
+        return None
+    conv_a, conv_b = row.get("conversation_a"), row.get("conversation_b")
+    prompt = _first_turn(conv_a, "user")
+    resp_a, resp_b = _first_turn(conv_a, "assistant"), _first_turn(conv_b, "assistant")
+    if not all(isinstance(t, str) and t.strip() for t in (prompt, resp_a, resp_b)):
+        return None
+    return {"question_id": str(row.get("question_id", "")), "model_a": row.get("model_a"),
+            "model_b": row.get("model_b"), "language": row.get("language"), "turn": row.get("turn"),
+            "prompt": [{"role": "user", "content": prompt}], "response_a": resp_a, "response_b": resp_b,
+            "winner": winner, "a_wins": {"model_a": True, "model_b": False}.get(winner)}
+
+
+def load_arena(*, n: int | None = None, data_files: str | Path | None = None, drop_ties: bool = False,
+               single_turn: bool = True, language: str | None = "English"):
+    """Chatbot Arena votes in our pair schema (see :func:`normalise_arena_row`).
+
+    Args:
+        n: keep the first ``n`` rows after filtering (None keeps all, 33k on the hub).
+        data_files: a local JSON/JSONL file of the hub's schema instead of the hub (tests use
+            ``tests/fixtures/chatbot_arena_sample.jsonl``).
+        drop_ties: also drop plain ``tie`` votes (``tie (bothbad)`` is always dropped, as in the
+            paper; the paper keeps ``tie``, which then counts as disagreement).
+        single_turn: keep only one-turn conversations (the paper compares the first turn).
+        language: keep only this language (None keeps all).
+
+    Offline without ``data_files`` it raises a ``RuntimeError`` pointing to the verifier-labelled
+    pairs of :mod:`alignkit.bleuberi`.
+    """
+    import datasets
+
+    raw = load_raw(ARENA_HUB_ID, data_files,
+                   offline_hint="It is gated: accept its terms on the hub and log in. Or pass data_files= a "
+                                "local copy, or use the offline verifier-labelled pairs: "
+                                "alignkit.bleuberi.verifier_pairs")
+    drop = ("tie (bothbad)", "tie") if drop_ties else ("tie (bothbad)",)
+    rows = []
+    for row in raw:
+        if single_turn and row.get("turn", 1) != 1:
+            continue
+        if language is not None and row.get("language") != language:
+            continue
+        out = normalise_arena_row(row, drop=drop)
+        if out is not None:
+            rows.append(out)
+        if n is not None and len(rows) >= n:
+            break
+    if not rows:
+        raise ValueError(f"no Arena row of {data_files or ARENA_HUB_ID} is left after filtering "
+                         f"(single_turn={single_turn}, language={language!r}, drop={drop})")
+    return datasets.Dataset.from_list(rows)

@@ -16,6 +16,7 @@ TASKS: dict[str, Callable] = {}
 
 # modules that register chapter tasks; imported lazily so that ``import alignkit`` stays light
 TASK_MODULES: tuple[str, ...] = (
+    "alignkit.experiments.bleuberi",  # chapter 1: bleuberi
     "alignkit.diversity",  # chapter 3: keyword
     "alignkit.experiments.limr_lm",  # chapter 2: limr_arithmetic, limr_hub
 )

@@ -1,0 +1,147 @@
+"""Chapter 1 (BLEUBERI): the Chatbot Arena loader, the agreement study, the recipe task, and a GRPO
+run with the BLEU reward that raises BLEU on a task built for it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alignkit.bleuberi import (
+    agreement,
+    agreement_table,
+    bootstrap_diff,
+    combine_zscores,
+    evaluate_answers,
+    metric_scores,
+    paired_bootstrap,
+    sft_rows,
+    verifier_pairs,
+)
+from alignkit.data import load_arena, normalise_arena_row
+
+ARENA = Path(__file__).parent / "fixtures" / "chatbot_arena_sample.jsonl"
+
+
+def test_arena_loader_drops_bothbad_and_filters_turns_and_language():
+    data = load_arena(data_files=ARENA)
+    # 10 rows: one two-turn, one German, one "tie (bothbad)" are dropped; plain ties are kept
+    assert len(data) == 7
+    assert "tie (bothbad)" not in data["winner"]
+    assert data["winner"].count("tie") == 2
+    first = data[0]
+    assert first["prompt"] == [{"role": "user", "content": "What is the capital of France?"}]
+    assert first["response_a"] == "The capital of France is Paris." and first["a_wins"] is True
+    assert data[1]["a_wins"] is False and data[2]["a_wins"] is None
+    assert len(load_arena(data_files=ARENA, drop_ties=True)) == 5
+    assert len(load_arena(data_files=ARENA, single_turn=False, language=None)) == 9
+    assert len(load_arena(data_files=ARENA, n=3)) == 3
+
+
+def test_arena_loader_errors_name_the_problem(monkeypatch):
+    with pytest.raises(ValueError, match="unknown Arena winner 'draw'"):
+        normalise_arena_row({"winner": "draw", "question_id": "q"})
+    with pytest.raises(ValueError, match="no Arena row"):
+        load_arena(data_files=ARENA, language="Klingon")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE"):
+        load_arena()
+
+
+def test_agreement_counts_wins_losses_and_ties():
+    a, b = [0.9, 0.1, 0.5, 0.2], [0.1, 0.9, 0.5, 0.8]
+    wins = [True, True, False, False]
+    np.testing.assert_array_equal(agreement(a, b, wins), [1.0, 0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="equal length"):
+        agreement([1.0], [1.0, 2.0], [True])
+
+
+def test_zscore_average_and_paired_bootstrap():
+    z = combine_zscores([1.0, 2.0, 3.0], [10.0, 10.0, 10.0])  # a constant metric contributes zeros
+    np.testing.assert_allclose(z, [-0.612372, 0.0, 0.612372], atol=1e-6)
+    right = np.array([1.0] * 40 + [0.0] * 10)
+    boot = paired_bootstrap({"good": right, "same": right.copy(), "bad": 1 - right}, n_boot=500, seed=0)
+    assert boot["good"][0] == pytest.approx(0.8) and boot["good"][1] < 0.8 < boot["good"][2]
+    assert bootstrap_diff(boot, "good", "same") == (0.0, 0.0, 0.0)  # paired: identical metrics never differ
+    diff, lo, hi = bootstrap_diff(boot, "good", "bad")
+    assert diff == pytest.approx(0.6) and lo > 0
+    with pytest.raises(ValueError, match="unknown metric"):
+        bootstrap_diff(boot, "good", "nope")
+
+
+ROW = {"prompt": [{"role": "user", "content": "Describe tea. Start your answer with 'Sure!'. "
+                                              "Do not use any commas."}],
+       "references": ["Sure! Tea is made from the leaves of the tea plant.",
+                      "Sure! Green tea and black tea come from the same plant."],
+       "constraints": [{"kind": "start_with", "text": "Sure!", "n": 0}, {"kind": "no_commas", "text": "", "n": 0}]}
+
+
+def test_verifier_pairs_label_by_constraints_and_bleu_agrees():
+    answers = ["Sure! Tea is made from the leaves of the tea plant.",  # passes both
+               "Tea, coffee, and cocoa are drinks.",                    # fails both
+               "Sure, tea is nice.",                                    # fails both (comma, no 'Sure!')
+               "Sure! Tea, coffee and cocoa."]                           # one of two
+    pairs = verifier_pairs([ROW], [answers], max_pairs_per_prompt=10)
+    assert len(pairs) == 5  # 6 combinations, the two 0-score answers tie and are dropped
+    assert pairs[0]["verifier_a"] == 1.0 and pairs[0]["a_wins"]  # largest gap first
+    scores = metric_scores(pairs, max_refs=2, rm_scorer=lambda p, r: np.array([len(x) for x in r], float))
+    assert {"BLEU 1 ref", "BLEU 2 ref", "ROUGE-L", "BLEU-ROUGE-L", "Longer wins", "RM", "BLEU+RM"} <= set(scores)
+    table, diffs = agreement_table(pairs, scores, n_boot=200)
+    by_name = {r["metric"]: r for r in table}
+    assert by_name["BLEU 2 ref"]["agreement"] > by_name["Longer wins"]["agreement"]
+    assert all(r["lo"] <= r["agreement"] <= r["hi"] for r in table)
+    assert "BLEU+RM - RM" in diffs
+
+
+def test_evaluate_answers_and_sft_rows():
+    ev = evaluate_answers(["Sure! Tea is made from the leaves of the tea plant.", "tea, yes"], [ROW, ROW])
+    assert ev["pass_rate"] == 0.5 and ev["constraint_rate"] == 0.5
+    assert ev["bleu"] == pytest.approx(0.5, abs=0.01)  # 1.0 for the copy of a reference, ~0 for the other
+    rows = sft_rows([ROW], n_refs=2)
+    assert len(rows) == 2 and rows[1]["completion"][0]["content"] == ROW["references"][1]
+    with pytest.raises(ValueError, match="n_refs"):
+        sft_rows([ROW], n_refs=0)
+
+
+def test_bleuberi_task_is_registered_with_a_references_column():
+    from alignkit.tasks import build_task
+
+    data, rewards = build_task("bleuberi", n_train=5, n_refs=2)
+    assert len(data) == 5 and all(len(r) == 2 for r in data["references"])
+    ref = data[0]["references"][0]
+    assert rewards[0]([ref, ""], references=[data[0]["references"]] * 2) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="unknown source"):
+        build_task("bleuberi", source="web")
+
+
+@pytest.mark.slow
+def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
+    """One prompt whose reference is an easy phrase the model says some of the time: 'Hello there!'.
+
+    Greedy BLEU of the answer against the reference must rise after a few GRPO steps with the
+    BLEU reward (LoRA, high learning rate); parameters must change."""
+    import torch
+    from datasets import Dataset
+
+    from alignkit.bleuberi import greedy_answers
+    from alignkit.models import load_policy, load_tokenizer
+    from alignkit.rewards import bleu, make_text_reward
+    from alignkit.scale import get_scale
+    from alignkit.training import build_grpo_trainer
+
+    torch.set_num_threads(1)
+    prompt = "Greet me in two words."
+    refs = ["Hello there!"]
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": prompt}], "references": refs}] * 8)
+    tok = load_tokenizer("smollm2-135m")
+    model = load_policy("smollm2-135m", lora=True)
+    before = bleu(greedy_answers(model, tok, [prompt], max_new_tokens=12)[0] or "x", refs)
+    trainer = build_grpo_trainer(model, [make_text_reward("bleu")], data, scale=get_scale("smoke"),
+                                 output_dir=tmp_path, seed=0, tokenizer=tok, num_generations=8,
+                                 per_device_train_batch_size=8, max_completion_length=12, temperature=0.9,
+                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=3e-3, max_steps=6,
+                                 disable_tqdm=True)
+    trainer.train()
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    after = bleu(greedy_answers(trainer.model, tok, [prompt], max_new_tokens=12)[0] or "x", refs)
+    assert np.mean(rewards[-2:]) > np.mean(rewards[:2]), rewards
+    assert after > before, (before, after)
