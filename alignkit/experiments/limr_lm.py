@@ -34,6 +34,10 @@ from alignkit.tasks import register_task
 
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # the paper's
 USER_SUFFIX = "\nGive a short answer and end with the final number in \\boxed{}, for example \\boxed{7}."
+# an optional worked example shown before the question (``shots=1``): one user / assistant exchange
+ONE_SHOT = [{"role": "user", "content": "Lena has 4 shells and gets 3 more. How many shells does Lena have now?"
+             + USER_SUFFIX},
+            {"role": "assistant", "content": "4 + 3 = 7. The answer is \\boxed{7}."}]
 
 NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar"]
 ITEMS = ["apples", "marbles", "stickers", "pencils", "cookies", "stamps", "shells", "books"]
@@ -81,12 +85,17 @@ def word_problems(n: int, seed: int = 0) -> list[dict]:
 
 
 def chat_rows(questions, answers, *, system_prompt: str = SYSTEM_PROMPT, user_suffix: str = "",
-              extra: list[dict] | None = None) -> list[dict]:
-    """GRPO rows with the LIMR chat prompt (system + user), the gold ``answer`` and a ``sample_id``."""
+              extra: list[dict] | None = None, shots: int = 0) -> list[dict]:
+    """GRPO rows with the LIMR chat prompt (system + user), the gold ``answer`` and a ``sample_id``.
+
+    ``shots=1`` puts :data:`ONE_SHOT` (a worked example ending in a box) between system and user.
+    """
+    if shots not in (0, 1):
+        raise ValueError(f"shots must be 0 or 1, got {shots!r}")
     extra = extra or [{} for _ in questions]
     rows = []
     for i, (q, a, e) in enumerate(zip(questions, answers, extra, strict=True)):
-        prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+        prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + ONE_SHOT[:2 * shots]
         rows.append({"prompt": prompt + [{"role": "user", "content": q + user_suffix}],
                      "answer": str(a), "sample_id": i, **e})
     return rows
@@ -166,11 +175,13 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
 # The experiment
 # ---------------------------------------------------------------------------------------------
 
-PRESETS = {  # pool size, epochs over it, prompts per GRPO step, rollouts per prompt, lengths, eval size
+# pool size, epochs over it, prompts per GRPO step, rollouts per prompt, lengths, eval size; shots: 0 = the
+# paper's prompt + USER_SUFFIX, 1 = also the worked example ONE_SHOT (--shots 1)
+PRESETS = {
     "smoke": dict(n_pool=2, epochs=2, prompts_per_step=2, num_generations=4, max_completion_length=16,
-                  n_eval=2, learning_rate=5e-4, temperature=1.0),
+                  n_eval=2, learning_rate=5e-4, temperature=1.0, shots=0),
     "cpu": dict(n_pool=8, epochs=5, prompts_per_step=2, num_generations=8, max_completion_length=32,
-                n_eval=16, learning_rate=5e-4, temperature=1.0),
+                n_eval=16, learning_rate=5e-4, temperature=1.0, shots=0),
 }
 EVAL_SEED = 10_000  # held-out problems come from another seed of the same generator
 
@@ -205,8 +216,10 @@ def per_epoch_rates(records: list[dict]) -> dict[str, list[float]]:
             "reward": [float(np.mean(by[e])) for e in epochs], "rollouts": [len(by[e]) for e in epochs]}
 
 
-def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, threshold: float = 0.6) -> dict:
-    """Train, record, score; write the results JSON atomically and return it."""
+def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, threshold: float = 0.6,
+        shots: int | None = None) -> dict:
+    """Train, record, score; write the results JSON atomically and return it (``shots`` overrides
+    the preset's number of worked examples in the prompt)."""
     import torch
     from datasets import Dataset
 
@@ -216,15 +229,18 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     from alignkit.training import build_grpo_trainer, log_frame, train
     from alignkit.trajectories import TrajectoryRecorder
 
-    p = PRESETS[scale_name]
+    p = dict(PRESETS[scale_name])
+    if shots is not None:
+        p["shots"] = shots
     scale = get_scale(scale_name)
     torch.manual_seed(seed)
     t0 = time.time()
     probs = word_problems(p["n_pool"], seed)
     rows = chat_rows([x["question"] for x in probs], [x["answer"] for x in probs], user_suffix=USER_SUFFIX,
-                     extra=[{"kind": x["kind"]} for x in probs])
+                     extra=[{"kind": x["kind"]} for x in probs], shots=p["shots"])
     held = word_problems(p["n_eval"], EVAL_SEED + seed)
-    eval_rows = chat_rows([x["question"] for x in held], [x["answer"] for x in held], user_suffix=USER_SUFFIX)
+    eval_rows = chat_rows([x["question"] for x in held], [x["answer"] for x in held], user_suffix=USER_SUFFIX,
+                          shots=p["shots"])
     rec = TrajectoryRecorder()
     g, k = p["num_generations"], p["prompts_per_step"]
     steps = p["epochs"] * (p["n_pool"] // k)
@@ -267,9 +283,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--scale", choices=sorted(PRESETS), default="smoke")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--shots", type=int, choices=(0, 1), default=None, help="worked examples in the prompt")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    r = run(args.scale, args.seed, args.out)
+    r = run(args.scale, args.seed, args.out, shots=args.shots)
     b, a, pe = r["eval_before"], r["eval_after"], r["per_epoch"]
     print(f"held-out greedy: format {b['format']:.2f} -> {a['format']:.2f}, accuracy {b['accuracy']:.2f} -> "
           f"{a['accuracy']:.2f}")
