@@ -88,3 +88,11 @@ def test_smoke_trl_run_records_every_sample_every_epoch(tmp_path):
     assert sum(r["per_epoch"]["rollouts"]) == p["n_pool"] * p["epochs"] * p["num_generations"]
     assert all(s is not None for s in r["lim_scores"]) and out.is_file()
     assert 0 <= r["eval_after"]["format"] <= 1 and len(r["train_log"]) >= 1
+
+
+def test_one_shot_prompt_puts_a_worked_example_before_the_question():
+    (row,) = limr_lm.chat_rows(["What is 2 + 2?"], ["4"], shots=1)
+    assert [m["role"] for m in row["prompt"]] == ["system", "user", "assistant", "user"]
+    assert "\\boxed{7}" in row["prompt"][2]["content"] and row["prompt"][3]["content"] == "What is 2 + 2?"
+    with pytest.raises(ValueError, match="shots"):
+        limr_lm.chat_rows(["q"], ["1"], shots=2)
