@@ -117,16 +117,15 @@ def test_bleuberi_task_is_registered_with_a_references_column():
 def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
     """One prompt whose reference is an easy phrase the model says some of the time: 'Hello there!'.
 
-    Greedy BLEU of the answer against the reference must rise after a few GRPO steps with the
-    BLEU reward (LoRA, high learning rate); parameters must change."""
+    The mean BLEU of the sampled completions (GRPO's reward) must rise over a few steps with the
+    BLEU reward (LoRA, high learning rate), and the adapter must change."""
     import torch
     from datasets import Dataset
 
-    from alignkit.bleuberi import greedy_answers
     from alignkit.models import load_policy, load_tokenizer
-    from alignkit.rewards import bleu, make_text_reward
+    from alignkit.rewards import make_text_reward
     from alignkit.scale import get_scale
-    from alignkit.training import build_grpo_trainer
+    from alignkit.training import build_grpo_trainer, changed_fraction, trainable_state
 
     torch.set_num_threads(1)
     prompt = "Greet me in two words."
@@ -134,14 +133,13 @@ def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": prompt}], "references": refs}] * 8)
     tok = load_tokenizer("smollm2-135m")
     model = load_policy("smollm2-135m", lora=True)
-    before = bleu(greedy_answers(model, tok, [prompt], max_new_tokens=12)[0] or "x", refs)
+    before = trainable_state(model)
     trainer = build_grpo_trainer(model, [make_text_reward("bleu")], data, scale=get_scale("smoke"),
                                  output_dir=tmp_path, seed=0, tokenizer=tok, num_generations=8,
                                  per_device_train_batch_size=8, max_completion_length=12, temperature=0.9,
-                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=3e-3, max_steps=6,
+                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=1e-3, max_steps=8,
                                  disable_tqdm=True)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    after = bleu(greedy_answers(trainer.model, tok, [prompt], max_new_tokens=12)[0] or "x", refs)
-    assert np.mean(rewards[-2:]) > np.mean(rewards[:2]), rewards
-    assert after > before, (before, after)
+    assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.05, rewards
+    assert changed_fraction(before, trainer.model) > 0.9

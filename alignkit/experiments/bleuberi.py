@@ -84,8 +84,8 @@ CONFIGS = {
     "smoke": ExperimentConfig(model="smollm2-135m", pool=8, k_hard=2, prompts_per_step=1, num_generations=4,
                               max_completion_length=16, n_refs=4, n_agree=4, agree_samples=3, rm_pairs=16,
                               n_eval=4, lr=5e-4, seeds=(0,)),
-    # sized for ~40 min on one CPU thread: 8 hard prompts, 8 steps of 8 completions per run
-    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=8, prompts_per_step=1, num_generations=8,
+    # sized for ~40-60 min on one (shared) CPU thread: 4 hard prompts, 4 steps of 8 completions per run
+    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=4, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=24, agree_samples=4, rm_pairs=96,
                             n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
     # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
@@ -145,14 +145,20 @@ def _parts(out_dir: Path) -> Path:
     return path
 
 
-def _cached(path: Path, compute, log):
-    """Load ``path`` if it exists, else compute, save atomically and return the result."""
+def _cached(path: Path, compute, log, config: dict | None = None):
+    """Load ``path`` if it exists (and was made with ``config``), else compute, save atomically, return it."""
     if path.exists():
+        value = json.loads(path.read_text())
+        if config is not None and value.get("config", config) != config:
+            raise ValueError(f"{path} was made with another configuration ({value['config']}); "
+                             "delete its folder or pass another --out-dir")
         log(f"[skip] {path.name} exists")
-        return json.loads(path.read_text())
+        return value
     t0 = time.time()
     value = compute()
     value["seconds"] = round(time.time() - t0, 1)
+    if config is not None:
+        value["config"] = config
     atomic_write_json(path, value)
     log(f"[done] {path.name} in {value['seconds']:.0f} s")
     return value
@@ -242,7 +248,7 @@ def stage_agreement(cfg: ExperimentConfig, base: dict, out_dir: Path, log=print)
     from alignkit.bleuberi import agreement_table, metric_scores, rm_scorer, verifier_pairs
 
     rows = _agree_rows(cfg)
-    pairs = verifier_pairs(rows, base["agree_samples"])
+    pairs = verifier_pairs(rows, base["agree_samples"], max_pairs_per_prompt=cfg.agree_samples * (cfg.agree_samples - 1) // 2)
     if not pairs:
         raise RuntimeError("no verifier-labelled pairs: every prompt's answers got equal verifier scores")
     model, tok, acc = load_or_train_rm(cfg, out_dir, log)
@@ -258,7 +264,7 @@ def _hard_rows(cfg: ExperimentConfig, selection: dict) -> list[dict]:
 
     rows = read_instruction_rows("train")[:cfg.pool]
     return [{"prompt": rows[i]["prompt"], "references": rows[i]["references"][:cfg.n_refs]}
-            for i in selection["indices"]]
+            for i in selection["indices"][:cfg.k_hard]]
 
 
 def _curves(trainer) -> dict:
@@ -339,15 +345,16 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     path = Path(results_dir) / f"experiment_{scale}.json" if results_dir else experiment_path(scale)
     parts = _parts(out_dir)
     t0 = time.time()
-    selection = _cached(parts / "selection.json", lambda: stage_selection(cfg), log)
-    base = _cached(parts / "base.json", lambda: stage_base(cfg), log)
-    agree = _cached(parts / "agreement.json", lambda: stage_agreement(cfg, base, out_dir, log), log)
+    conf = json.loads(json.dumps(asdict(cfg)))  # as JSON stores it (tuples become lists)
+    selection = _cached(parts / "selection.json", lambda: stage_selection(cfg), log, conf)
+    base = _cached(parts / "base.json", lambda: stage_base(cfg), log, conf)
+    agree = _cached(parts / "agreement.json", lambda: stage_agreement(cfg, base, out_dir, log), log, conf)
     hard = _hard_rows(cfg, selection)
     runs = []
     for seed in cfg.seeds:
         for method in METHODS:
             runs.append(_cached(parts / f"{method}_seed{seed}.json",
-                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log))
+                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log, conf))
     result = {"chapter": CHAPTER, "scale": scale, "commit": git_commit(), "config": asdict(cfg),
               "steps": cfg.steps, "grpo_config": grpo_overrides(cfg), "torch_threads": torch.get_num_threads(),
               "command": f"python -m alignkit.experiments.bleuberi --scale {scale}",
