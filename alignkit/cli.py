@@ -23,8 +23,9 @@ def _plan_memory(args: argparse.Namespace) -> int:
         raise ValueError("plan-memory needs --model (or --recipe)")
     plan = plan_memory(args.model, quant=None if args.quant == "none" else args.quant,
                        lora_r=args.lora_r, seq_len=args.seq_len, generations=args.generations,
-                       grad_ckpt=args.grad_ckpt, zero_stage=args.zero, n_gpus=args.gpus,
-                       beta=args.beta)
+                       grad_ckpt=args.grad_ckpt, zero_stage=args.zero or 0, n_gpus=args.gpus or 1,
+                       beta=args.beta, vllm=None if args.vllm == "none" else args.vllm,
+                       vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization)
     print(plan.table())
     return 0
 
@@ -55,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=1024, help="prompt + completion tokens")
     p.add_argument("--generations", type=int, default=8, help="sequences per device per step")
     p.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--zero", type=int, choices=[0, 1, 2, 3], default=0, help="DeepSpeed ZeRO stage")
-    p.add_argument("--gpus", type=int, default=1, help="data-parallel GPUs")
+    p.add_argument("--zero", type=int, choices=[0, 1, 2, 3], default=None,
+                   help="DeepSpeed ZeRO stage (default 0, or the recipe's launch section)")
+    p.add_argument("--gpus", type=int, default=None, help="data-parallel GPUs (default 1, or the recipe's)")
+    p.add_argument("--vllm", choices=["none", "colocate", "server"], default="none",
+                   help="rollouts in vLLM: colocated on the training GPUs, or on a separate server")
+    p.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.3,
+                   help="with --vllm colocate: the share of each card vLLM reserves")
     p.add_argument("--beta", type=float, default=0.0, help="GRPO KL coefficient (>0 keeps a reference)")
     p.set_defaults(func=_plan_memory)
     t = sub.add_parser("train", help="train from a recipe: train RECIPE.yaml [--section.key value ...]")

@@ -114,12 +114,14 @@ def weight_bytes(arch: Arch, quant: str | None, *, dtype_bytes: int = 2) -> floa
 
 
 def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 1,
-                      frozen_weight_bytes: float = 0.0) -> float:
+                      frozen_weight_bytes: float = 0.0, offload: bool = False) -> float:
     """Mixed-precision AdamW model states per GPU, ZeRO paper (Rajbhandari et al. 2020, sec. 3):
     2 bytes fp16 weights + 2 bytes fp16 gradients + K = 12 bytes optimiser (fp32 master weights,
     momentum, variance) per trainable parameter; ZeRO-1 shards the 12, ZeRO-2 also the gradients,
     ZeRO-3 also the weights, each over ``n_gpus``. ``frozen_weight_bytes`` (a LoRA base model)
-    is sharded only under ZeRO-3."""
+    is sharded only under ZeRO-3. ``offload`` (ZeRO-Offload / ZeRO-Infinity, DeepSpeed's
+    ``offload_optimizer_device: cpu`` with ``offload_param_device: cpu``) keeps the optimiser
+    states and the sharded weights in CPU memory; the GPU keeps only its gradient shard."""
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage!r}")
     if n_gpus < 1:
@@ -132,6 +134,12 @@ def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 
     if zero_stage >= 3:
         p /= n_gpus
         frozen_weight_bytes /= n_gpus
+    if offload:
+        if zero_stage < 2:
+            raise ValueError(f"offload needs ZeRO stage 2 or 3, got zero_stage={zero_stage!r}")
+        os_ = 0.0
+        if zero_stage == 3:
+            p, frozen_weight_bytes = 0.0, 0.0
     return p + g + os_ + frozen_weight_bytes
 
 
@@ -167,28 +175,43 @@ class MemoryPlan:
     model: str
     settings: dict
     parts: dict[str, float]
+    vllm_share: float = 0.0  # fraction of every card that a colocated vLLM engine reserves
+    vllm_weights_gib: float = 0.0  # the 16-bit weights that must fit inside that share
 
     @property
     def total_gib(self) -> float:
+        """The training process's peak per GPU (without a colocated vLLM engine's share)."""
         return sum(self.parts.values())
 
+    def peak_gib(self, card_gib: float) -> float:
+        """Peak per GPU on a card of ``card_gib``: training plus vLLM's reserved share, if any."""
+        return self.total_gib + self.vllm_share * card_gib
+
     def fits(self) -> dict[str, bool]:
-        """Which common cards hold the estimated peak with 8% headroom."""
-        return {card: self.total_gib <= HEADROOM * cap for card, cap in CARDS.items()}
+        """Which common cards hold the estimated peak with 8% headroom (and, with vLLM colocated,
+        whose reserved share can hold vLLM's own copy of the weights)."""
+        return {card: self.peak_gib(cap) <= HEADROOM * cap and self.vllm_weights_gib <= self.vllm_share * cap
+                if self.vllm_share else self.total_gib <= HEADROOM * cap for card, cap in CARDS.items()}
 
     def table(self) -> str:
         """A plain-text breakdown and verdict per card."""
         lines = [f"{self.model}  " + ", ".join(f"{k}={v}" for k, v in self.settings.items())]
         lines += [f"  {k:<52s} {v:8.2f} GiB" for k, v in self.parts.items()]
-        lines.append(f"  {'estimated peak per GPU':<52s} {self.total_gib:8.2f} GiB")
-        lines += [f"  {card:<52s} {'fits' if ok else 'does not fit'}" for card, ok in self.fits().items()]
+        lines.append(f"  {'estimated peak per GPU (training)':<52s} {self.total_gib:8.2f} GiB")
+        if self.vllm_share:
+            lines.append(f"  {'+ vLLM colocate: reserves this share of each card':<52s} "
+                         f"{self.vllm_share:8.0%}   (its 16-bit weights: {self.vllm_weights_gib:.1f} GiB)")
+        for card, ok in self.fits().items():
+            peak = f"{self.peak_gib(CARDS[card]):.1f} GiB" if self.vllm_share else ""
+            lines.append(f"  {card:<52s} {'fits' if ok else 'does not fit'} {peak}".rstrip())
         return "\n".join(lines)
 
 
 def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = None,
                 seq_len: int = 1024, generations: int = 8, grad_ckpt: bool = True,
-                zero_stage: int = 0, n_gpus: int = 1, beta: float = 0.0,
-                adapter_bytes_per_param: float = 16.0, cuda_context: bool = True) -> MemoryPlan:
+                zero_stage: int = 0, n_gpus: int = 1, beta: float = 0.0, offload: bool = False,
+                adapter_bytes_per_param: float = 16.0, cuda_context: bool = True,
+                vllm: str | None = None, vllm_gpu_memory_utilization: float = 0.3) -> MemoryPlan:
     """Estimate the peak GPU memory of one GRPO step per device.
 
     Args:
@@ -199,9 +222,15 @@ def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = No
         generations: sequences per device per step (rollout batch = training micro-batch).
         grad_ckpt: gradient (activation) checkpointing during the backward pass.
         zero_stage, n_gpus: DeepSpeed ZeRO stage and data-parallel degree.
+        offload: ZeRO-Offload of optimiser states (and, at stage 3, weights) to CPU memory.
         beta: GRPO KL coefficient; > 0 keeps a frozen reference model (shared base with LoRA).
         adapter_bytes_per_param: 16 for peft's default fp32 adapters (4 weight + 4 gradient +
             8 Adam); 12 for bf16 adapters with fp32 Adam moments, as in the QLoRA paper.
+        vllm: ``None`` (rollouts with transformers' ``generate`` in the training process),
+            ``"colocate"`` (a vLLM engine on every training GPU that reserves
+            ``vllm_gpu_memory_utilization`` of the card for its weights and KV cache) or
+            ``"server"`` (vLLM on other GPUs: nothing on the training GPUs). With vLLM the
+            training process holds no rollout KV cache.
     """
     arch = get_arch(model)
     if quant == "4bit" and lora_r is None:
@@ -211,22 +240,38 @@ def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = No
             raise ValueError(f"{name} must be >= 1, got {value!r}")
     if lora_r is not None and lora_r < 1:
         raise ValueError(f"lora_r must be >= 1 or None (full fine-tuning), got {lora_r!r}")
+    if vllm not in (None, "colocate", "server"):
+        raise ValueError(f"vllm must be None, 'colocate' or 'server', got {vllm!r}")
+    if vllm == "colocate" and not 0 < vllm_gpu_memory_utilization < HEADROOM:
+        raise ValueError(f"vllm_gpu_memory_utilization must be in (0, {HEADROOM}), "
+                         f"got {vllm_gpu_memory_utilization!r}")
     tokens = seq_len * generations
     parts: dict[str, float] = {}
     if lora_r is None:
-        parts["weights+grads+optimizer (16 B/param)"] = model_state_bytes(
-            arch.n_params, zero_stage=zero_stage, n_gpus=n_gpus) / GIB
+        label = "grads (weights, optimizer offloaded to CPU)" if offload else "weights+grads+optimizer (16 B/param)"
+        parts[label] = model_state_bytes(arch.n_params, zero_stage=zero_stage, n_gpus=n_gpus,
+                                         offload=offload) / GIB
         if beta > 0:
             parts["reference model (16-bit)"] = weight_bytes(arch, None) / (n_gpus if zero_stage == 3 else 1) / GIB
     else:
         parts["base weights" + (" (4-bit NF4)" if quant else " (16-bit)")] = weight_bytes(arch, quant) / (
             n_gpus if zero_stage == 3 else 1) / GIB
         parts[f"LoRA r={lora_r} adapter+grads+Adam"] = adapter_bytes_per_param * arch.lora_params(lora_r) / GIB
-    rollout = kv_cache_bytes(arch, generations, seq_len)
     train = activation_bytes(arch, tokens, grad_ckpt=grad_ckpt) + logits_bytes(arch, tokens)
-    parts["max(rollout KV cache, activations+logits)"] = max(rollout, train) / GIB
+    if vllm is None:
+        rollout = kv_cache_bytes(arch, generations, seq_len)
+        parts["max(rollout KV cache, activations+logits)"] = max(rollout, train) / GIB
+    else:
+        parts["activations+logits (rollouts in vLLM)"] = train / GIB
     if cuda_context:
         parts["CUDA context and workspaces"] = CUDA_CONTEXT_GIB
     settings = dict(quant=quant or "16-bit", lora_r=lora_r or "full", seq_len=seq_len,
                     generations=generations, grad_ckpt=grad_ckpt, zero=zero_stage, gpus=n_gpus)
+    if offload:
+        settings["offload"] = "cpu"
+    if vllm:
+        settings["vllm"] = vllm
+    if vllm == "colocate":
+        return MemoryPlan(arch.name, settings, parts, vllm_share=vllm_gpu_memory_utilization,
+                          vllm_weights_gib=weight_bytes(arch, None) / GIB)
     return MemoryPlan(arch.name, settings, parts)

@@ -7,6 +7,7 @@ Layout of a recipe (see ``alignkit/recipes/*/``)::
     model: {name: ..., quantization: 4bit | null, lora: {r: 16, ...} | null}
     task:  {name: brevity, n_train: 1000, seed: 0, ...}      # alignkit.tasks
     grpo:  {every trl.GRPOConfig field the paper cares about, with the paper's value quoted}
+    launch: {accelerate_config: zero3.yaml, num_processes: 8}   # optional: how it is meant to run
 
 Overrides use dotted keys: ``--grpo.max_steps 10 --model.name smollm2-135m``. An unknown key is
 an error that names it and lists the valid keys. Introduced with the scale-out tools.
@@ -22,8 +23,9 @@ import yaml
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 SECTIONS = {"chapter": str, "trainer": str, "model": dict, "task": dict, "grpo": dict,
-            "notes": str}
+            "launch": dict, "notes": str}
 MODEL_KEYS = ("name", "quantization", "lora", "dtype")
+LAUNCH_KEYS = ("accelerate_config", "num_processes")
 
 
 def grpo_fields() -> list[str]:
@@ -60,15 +62,43 @@ def validate(recipe: dict) -> dict:
     if recipe["trainer"] != "grpo":
         raise ValueError(f"trainer {recipe['trainer']!r} is not supported; valid: ['grpo']")
     checks = {"model": list(MODEL_KEYS), "task": ["name", *task_arguments(recipe["task"].get("name", ""))],
-              "grpo": grpo_fields()}
+              "grpo": grpo_fields(), "launch": list(LAUNCH_KEYS)}
     for section, valid in checks.items():
-        bad = sorted(set(recipe[section]) - set(valid))
+        bad = sorted(set(recipe.get(section, {})) - set(valid))
         if bad:
             raise ValueError(f"unknown key(s) {[f'{section}.{k}' for k in bad]}; "
                              f"valid keys of {section!r}: {valid}")
     if recipe["model"].get("quantization") not in (None, "4bit"):
         raise ValueError(f"model.quantization must be null or '4bit', got {recipe['model']['quantization']!r}")
+    config = recipe.get("launch", {}).get("accelerate_config")
+    if config is not None and not (RECIPES_DIR / "accelerate" / config).is_file():
+        raise ValueError(f"launch.accelerate_config {config!r} is not one of "
+                         f"{sorted(p.name for p in (RECIPES_DIR / 'accelerate').glob('*.yaml'))}")
     return recipe
+
+
+def launch_settings(recipe: dict) -> tuple[int, int, bool]:
+    """``(zero_stage, n_gpus, offload)`` of the launch a recipe is meant for (``(0, 1, False)``:
+    one GPU, no DeepSpeed). Reads the ZeRO stage and CPU offload from the recipe's accelerate
+    config (``launch.accelerate_config``) and the GPU count from ``launch.num_processes``."""
+    launch = recipe.get("launch") or {}
+    n_gpus = int(launch.get("num_processes", 1))
+    zero, offload = 0, False
+    if launch.get("accelerate_config"):
+        with open(RECIPES_DIR / "accelerate" / launch["accelerate_config"]) as f:
+            deepspeed = yaml.safe_load(f).get("deepspeed_config") or {}
+        zero = int(deepspeed.get("zero_stage", 0))
+        offload = deepspeed.get("offload_optimizer_device", "none") not in ("none", None)
+    return zero, n_gpus, offload
+
+
+def launch_command(name: str, recipe: dict) -> str:
+    """The shell command that runs recipe ``name`` as its ``launch`` section says (README, notebooks)."""
+    launch = recipe.get("launch") or {}
+    if not launch.get("accelerate_config"):
+        return f"python -m alignkit train {name}"
+    return (f"accelerate launch --config_file alignkit/recipes/accelerate/{launch['accelerate_config']} "
+            f"--num_processes {launch.get('num_processes', 1)} -m alignkit train {name}")
 
 
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
@@ -100,11 +130,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict:
 
 def build_trainer(recipe: dict, *, output_dir: str | Path | None = None, model=None):
     """The ``trl.GRPOTrainer`` a recipe describes (model loaded unless one is passed)."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from alignkit.models import load_policy, load_tokenizer
     from alignkit.tasks import build_task
-    from alignkit.training import checked_reward
+    from alignkit.training import FastGRPOTrainer, checked_reward
 
     task = dict(recipe["task"])
     dataset, rewards = build_task(task.pop("name"), **task)
@@ -114,7 +144,7 @@ def build_trainer(recipe: dict, *, output_dir: str | Path | None = None, model=N
     args = dict(recipe["grpo"])
     if output_dir is not None:
         args["output_dir"] = str(output_dir)
-    return GRPOTrainer(model=model, reward_funcs=[checked_reward(r) for r in rewards],
+    return FastGRPOTrainer(model=model, reward_funcs=[checked_reward(r) for r in rewards],
                        args=GRPOConfig(**args), train_dataset=dataset,
                        processing_class=load_tokenizer(spec["name"]))
 
@@ -132,15 +162,25 @@ def cpu_substitutes(recipe: dict, *, model: str = "smollm2-135m", n_train: int =
             "--grpo.save_strategy", '"no"']
 
 
-def plan_recipe(recipe: dict, *, prompt_tokens: int = 256, zero_stage: int = 0, n_gpus: int = 1):
-    """The memory planner's estimate for a recipe (``alignkit.memory.plan_memory``)."""
+def plan_recipe(recipe: dict, *, prompt_tokens: int = 256, zero_stage: int | None = None,
+                n_gpus: int | None = None):
+    """The memory planner's estimate for a recipe (``alignkit.memory.plan_memory``).
+
+    ZeRO stage and GPU count default to the recipe's ``launch`` section; a colocated vLLM
+    engine (``grpo.use_vllm`` with ``vllm_mode: colocate``) reserves its memory share.
+    """
     from alignkit.memory import plan_memory
 
     model, grpo = recipe["model"], recipe["grpo"]
+    default_zero, default_gpus, offload = launch_settings(recipe)
+    zero_stage = default_zero if zero_stage is None else zero_stage
+    n_gpus = default_gpus if n_gpus is None else n_gpus
+    vllm = grpo.get("vllm_mode", "colocate") if grpo.get("use_vllm") else None
     lora = model.get("lora")
     return plan_memory(model["name"], quant=model.get("quantization"),
                        lora_r=(lora or {}).get("r", 16) if lora else None,
                        seq_len=prompt_tokens + grpo.get("max_completion_length", 512),
                        generations=grpo.get("per_device_train_batch_size", 8),
                        grad_ckpt=grpo.get("gradient_checkpointing", True), zero_stage=zero_stage,
-                       n_gpus=n_gpus, beta=grpo.get("beta", 0.0))
+                       n_gpus=n_gpus, beta=grpo.get("beta", 0.0), vllm=vllm, offload=offload and zero_stage >= 2,
+                       vllm_gpu_memory_utilization=grpo.get("vllm_gpu_memory_utilization", 0.3))

@@ -58,6 +58,39 @@ def test_checkpointing_and_sharding_reduce_memory():
             < memory.plan_memory("qwen2.5-7b", zero_stage=2, n_gpus=8, **base).total_gib)
 
 
+def test_vllm_colocate_reserves_its_share_of_each_card():
+    base = dict(seq_len=1024, generations=8, zero_stage=3, n_gpus=8)
+    hf = memory.plan_memory("qwen2.5-7b", **base)
+    co = memory.plan_memory("qwen2.5-7b", vllm="colocate", vllm_gpu_memory_utilization=0.3, **base)
+    server = memory.plan_memory("qwen2.5-7b", vllm="server", **base)
+    # rollouts leave the training process: no KV cache term, the training phase alone remains
+    arch = memory.get_arch("qwen2.5-7b")
+    train = memory.activation_bytes(arch, 8 * 1024, grad_ckpt=True) + memory.logits_bytes(arch, 8 * 1024)
+    assert co.parts["activations+logits (rollouts in vLLM)"] == pytest.approx(train / memory.GIB)
+    assert co.total_gib == server.total_gib <= hf.total_gib
+    # on an 80 GB card the colocated engine adds 30% of the card: peak = training + 0.3 * 79.1 GiB
+    assert co.peak_gib(79.1) == pytest.approx(co.total_gib + 0.3 * 79.1)
+    # its share must also hold vLLM's own 16-bit weights (7.6e9 params x 2 bytes = 14.2 GiB):
+    # 0.3 x 39.4 GiB = 11.8 GiB on an A100 40 GB is too small, whatever the training part
+    assert co.vllm_weights_gib == pytest.approx(2 * arch.n_params / memory.GIB)
+    assert co.fits()["80 GB (A100, H100)"] and not co.fits()["A100 40 GB"]
+    assert "vLLM colocate" in co.table() and "vLLM" not in hf.table()
+    with pytest.raises(ValueError, match="vllm_gpu_memory_utilization"):
+        memory.plan_memory("qwen2.5-7b", vllm="colocate", vllm_gpu_memory_utilization=0.95)
+    with pytest.raises(ValueError, match="'sglang'"):
+        memory.plan_memory("qwen2.5-7b", vllm="sglang")
+
+
+def test_zero_offload_moves_optimizer_and_weights_to_cpu():
+    n = 7e9
+    # ZeRO-3 + offload on 8 GPUs: only the 2-byte gradient shard stays on each GPU
+    assert memory.model_state_bytes(n, zero_stage=3, n_gpus=8, offload=True) == 2 * n / 8
+    # ZeRO-2 + optimizer offload: 2-byte weights + gradient shard
+    assert memory.model_state_bytes(n, zero_stage=2, n_gpus=8, offload=True) == 2 * n + 2 * n / 8
+    with pytest.raises(ValueError, match="offload needs ZeRO stage 2 or 3"):
+        memory.model_state_bytes(n, zero_stage=0, offload=True)
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="lora_r"):
         memory.plan_memory("qwen2.5-1.5b", quant="4bit")

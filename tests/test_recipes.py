@@ -30,6 +30,42 @@ def test_recipe_parses_and_quotes_paper_critical_fields(name):
         assert key in recipe["grpo"], f"{name} leaves grpo.{key} to TRL's default"
 
 
+def test_launch_section_sets_the_planner_and_the_command():
+    cluster = rc.load_recipe("00_start_here/cluster.yaml")
+    assert rc.launch_settings(cluster) == (3, 8, False)  # zero3.yaml, 8 processes
+    assert rc.launch_command("00_start_here/cluster.yaml", cluster).startswith(
+        "accelerate launch --config_file alignkit/recipes/accelerate/zero3.yaml --num_processes 8 -m alignkit")
+    plan = rc.plan_recipe(cluster)
+    assert (plan.settings["zero"], plan.settings["gpus"], plan.settings["vllm"]) == (3, 8, "colocate")
+    assert plan.vllm_share == cluster["grpo"]["vllm_gpu_memory_utilization"]
+    gpu = rc.load_recipe("00_start_here/gpu.yaml")
+    assert rc.launch_settings(gpu) == (0, 1, False)
+    assert rc.launch_command("00_start_here/gpu.yaml", gpu) == "python -m alignkit train 00_start_here/gpu.yaml"
+    with pytest.raises(ValueError, match="zero9.yaml"):
+        rc.validate({**cluster, "launch": {"accelerate_config": "zero9.yaml"}})
+    with pytest.raises(ValueError, match="launch.nodes"):
+        rc.validate({**cluster, "launch": {"nodes": 2}})
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_comment_commands_match_the_launch_section(name):
+    """The 'Run:' comment at the top of each recipe names it, and its accelerate config if any."""
+    text = (rc.RECIPES_DIR / name).read_text()
+    recipe = rc.load_recipe(name)
+    assert f"alignkit train {name}" in text
+    config = (recipe.get("launch") or {}).get("accelerate_config")
+    if config:
+        assert f"--config_file alignkit/recipes/accelerate/{config}" in text
+
+
+def test_keyword_task_for_chapter_3():
+    data, rewards = build_task("keyword", n_train=6, seed=1, keyword="Paris")
+    assert len(data) == 6 and all("Paris" not in row["prompt"][0]["content"] for row in data)
+    assert rewards[0](completions=["It is in Paris.", "A tower."]) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="n_train"):
+        build_task("keyword", n_train=0)
+
+
 def test_unknown_keys_are_named_with_the_valid_ones():
     with pytest.raises(ValueError) as err:
         rc.load_recipe(RECIPES[0], ["--grpo.max_stepz", "3"])
