@@ -28,7 +28,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 venv: $(VENV)/.installed
 
 test: venv
-	ALIGNKIT_SCALE=smoke $(PY) -m pytest -p no:cacheprovider --nbval-lax \
+	ALIGNKIT_SCALE=smoke $(PY) -m pytest -p no:cacheprovider --durations=20 --nbval-lax \
 		--nbval-sanitize-with notebooks/sanitize.cfg tests $(NOTEBOOKS)
 
 workbook: venv

@@ -68,8 +68,12 @@ def test_bf16_is_only_chosen_where_it_is_fast(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": "Say hi."}]}] * 2)
-    scale = get_scale("smoke").replace(max_steps=1, max_completion_length=4)
-    trainer = training.build_grpo_trainer("smollm2-135m", brevity_reward, data, scale=scale,
+    scale = get_scale("smoke").replace(max_steps=1, max_completion_length=4, num_generations=2)
+
+    def rank_reward(completions, **kwargs):  # distinct rewards: every step has a gradient
+        return [float(i) for i in range(len(completions))]
+
+    trainer = training.build_grpo_trainer("smollm2-135m", rank_reward, data, scale=scale,
                                           output_dir=tmp_path, bf16=True)
     before = training.trainable_state(trainer.model)
     trainer.train()
