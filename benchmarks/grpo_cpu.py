@@ -3,7 +3,8 @@
 Measures, on the same prompt, seed and completion count (G completions of exactly T tokens):
   (a) raw batched ``generate`` of the bundled model: the floor for the rollout phase;
   (b) one forward + backward + optimiser step over the same tokens (LoRA, as alignkit trains);
-  (c) a GRPO step with plain TRL defaults, as a user would first run it (LoRA, and full FT);
+  (c) a GRPO step with plain TRL defaults, as a user would first run it (LoRA, and full FT; TRL
+      1.x defaults to bf16 autocast and gradient checkpointing, so also LoRA with bf16=False);
   (d) a GRPO step the way alignkit runs it (``alignkit.training.build_grpo_trainer``).
 Prints a per-phase breakdown (median over steps after one warm-up) and the ratios
 (d)/(c) and (d)/((a)+(b)).   Run: python benchmarks/grpo_cpu.py [--generations 8 --tokens 32]
@@ -85,10 +86,11 @@ def grpo_step(kind: str, g: int, t: int, steps: int) -> dict[str, float]:
     else:  # plain TRL: only what is needed to run, every other field at TRL's default
         from trl import GRPOConfig, GRPOTrainer
 
+        fp32 = {"bf16": False} if kind.endswith("-fp32") else {}
         args = GRPOConfig(output_dir=out, num_generations=g, per_device_train_batch_size=g,
                           max_completion_length=t, max_steps=steps + 1, report_to="none",
-                          generation_kwargs=forced, disable_tqdm=True, use_cpu=True)
-        peft = lora_config({**LORA, "lora_dropout": 0.05}) if kind == "trl-lora" else None
+                          generation_kwargs=forced, disable_tqdm=True, use_cpu=True, **fp32)
+        peft = lora_config({**LORA, "lora_dropout": 0.05}) if kind.startswith("trl-lora") else None
         trainer = GRPOTrainer(model=resolve("smollm2-135m"), reward_funcs=brevity_reward, args=args,
                               train_dataset=dataset(steps + 1), peft_config=peft,
                               processing_class=load_tokenizer("smollm2-135m"))
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
-    parser.add_argument("--variants", default="alignkit,trl-lora,trl-full")
+    parser.add_argument("--variants", default="alignkit,trl-lora-fp32,trl-lora,trl-full")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
     environment_report()
@@ -121,7 +123,7 @@ def main() -> None:
     d = rows.get("alignkit", {}).get("step")
     ratios = {}
     if d:
-        for base in ("trl-lora", "trl-full"):
+        for base in ("trl-lora-fp32", "trl-lora", "trl-full"):
             if base in rows:
                 ratios[f"{base} / alignkit (speed-up)"] = rows[base]["step"] / d
         ratios["alignkit / (a + b)"] = d / (a + b)
@@ -129,8 +131,10 @@ def main() -> None:
         print(f"{k:<34s} {v:6.2f}")
     if args.json:
         from alignkit.io import atomic_write_json
+        from alignkit.ledger import git_commit
 
-        atomic_write_json(args.json, {"generations": g, "tokens": t, "raw_generate_s": a,
+        atomic_write_json(args.json, {"commit": git_commit(), "threads": torch.get_num_threads(),
+                                      "generations": g, "tokens": t, "raw_generate_s": a,
                                       "forward_backward_s": b, "grpo": rows, "ratios": ratios})
 
 
