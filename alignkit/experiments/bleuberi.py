@@ -81,12 +81,12 @@ class ExperimentConfig:
 
 
 CONFIGS = {
-    "smoke": ExperimentConfig(model="smollm2-135m", pool=8, k_hard=2, prompts_per_step=1, num_generations=4,
-                              max_completion_length=16, n_refs=4, n_agree=4, agree_samples=3, rm_pairs=16,
+    "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
+                              max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
                               n_eval=4, lr=5e-4, seeds=(0,)),
     # sized for ~40-60 min on one (shared) CPU thread: 4 hard prompts, 4 steps of 8 completions per run
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=4, prompts_per_step=1, num_generations=8,
-                            max_completion_length=48, n_refs=4, n_agree=24, agree_samples=4, rm_pairs=96,
+                            max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
                             n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
     # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
     "gpu": ExperimentConfig(model="Qwen/Qwen2.5-1.5B-Instruct", pool=600, k_hard=256, prompts_per_step=4,
@@ -145,11 +145,16 @@ def _parts(out_dir: Path) -> Path:
     return path
 
 
-def _cached(path: Path, compute, log, config: dict | None = None):
-    """Load ``path`` if it exists (and was made with ``config``), else compute, save atomically, return it."""
+AGREEMENT_ONLY = ("n_agree", "agree_samples", "rm_pairs")  # fields a training run does not depend on
+
+
+def _cached(path: Path, compute, log, config: dict | None = None, ignore: tuple[str, ...] = ()):
+    """Load ``path`` if it exists (and was made with ``config``, up to the ``ignore`` fields), else
+    compute, save atomically and return it."""
     if path.exists():
         value = json.loads(path.read_text())
-        if config is not None and value.get("config", config) != config:
+        strip = lambda c: {k: v for k, v in c.items() if k not in ignore}  # noqa: E731
+        if config is not None and strip(value.get("config", config)) != strip(config):
             raise ValueError(f"{path} was made with another configuration ({value['config']}); "
                              "delete its folder or pass another --out-dir")
         log(f"[skip] {path.name} exists")
@@ -346,7 +351,7 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     parts = _parts(out_dir)
     t0 = time.time()
     conf = json.loads(json.dumps(asdict(cfg)))  # as JSON stores it (tuples become lists)
-    selection = _cached(parts / "selection.json", lambda: stage_selection(cfg), log, conf)
+    selection = _cached(parts / "selection.json", lambda: stage_selection(cfg), log, conf, AGREEMENT_ONLY)
     base = _cached(parts / "base.json", lambda: stage_base(cfg), log, conf)
     agree = _cached(parts / "agreement.json", lambda: stage_agreement(cfg, base, out_dir, log), log, conf)
     hard = _hard_rows(cfg, selection)
@@ -354,7 +359,8 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     for seed in cfg.seeds:
         for method in METHODS:
             runs.append(_cached(parts / f"{method}_seed{seed}.json",
-                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log, conf))
+                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log, conf,
+                                AGREEMENT_ONLY))
     result = {"chapter": CHAPTER, "scale": scale, "commit": git_commit(), "config": asdict(cfg),
               "steps": cfg.steps, "grpo_config": grpo_overrides(cfg), "torch_threads": torch.get_num_threads(),
               "command": f"python -m alignkit.experiments.bleuberi --scale {scale}",
