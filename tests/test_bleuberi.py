@@ -136,10 +136,11 @@ def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
     before = trainable_state(model)
     trainer = build_grpo_trainer(model, [make_text_reward("bleu")], data, scale=get_scale("smoke"),
                                  output_dir=tmp_path, seed=0, tokenizer=tok, num_generations=8,
-                                 per_device_train_batch_size=8, max_completion_length=12, temperature=0.9,
-                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=1e-3, max_steps=8,
+                                 per_device_train_batch_size=8, max_completion_length=8, temperature=0.9,
+                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=1e-3, max_steps=5,
                                  disable_tqdm=True)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.05, rewards
+    print("mean BLEU per step", [round(r, 3) for r in rewards])
+    assert np.mean(rewards[-2:]) > np.mean(rewards[:2]) + 0.05, rewards
     assert changed_fraction(before, trainer.model) > 0.9
