@@ -175,9 +175,11 @@ def metric_scores(pairs: Sequence[dict], max_refs: int = 4, rm_scorer: Callable 
     return out
 
 
-def agreement_table(pairs: Sequence[dict], scores: dict, *, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+def agreement_table(pairs: Sequence[dict], scores: dict, *, n_boot: int = 2000,
+                    seed: int = 0) -> tuple[list[dict], dict[str, list[float]]]:
     """One row per metric: agreement with the verifier label in %, and its 95% cluster-bootstrap
-    interval (pairs resampled by prompt), sorted like the paper's table (best first)."""
+    interval (pairs resampled by prompt), sorted like the paper's table (best first); and the paired
+    differences (points, with intervals) between the metrics the claims compare."""
     label = np.array([p["a_wins"] for p in pairs])
     correct = {name: agreement(a, b, label) for name, (a, b) in scores.items()}
     boot = paired_bootstrap(correct, n_boot=n_boot, seed=seed, clusters=[p["prompt_index"] for p in pairs])
