@@ -119,9 +119,11 @@ def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 
     2 bytes fp16 weights + 2 bytes fp16 gradients + K = 12 bytes optimiser (fp32 master weights,
     momentum, variance) per trainable parameter; ZeRO-1 shards the 12, ZeRO-2 also the gradients,
     ZeRO-3 also the weights, each over ``n_gpus``. ``frozen_weight_bytes`` (a LoRA base model)
-    is sharded only under ZeRO-3. ``offload`` (ZeRO-Offload / ZeRO-Infinity, DeepSpeed's
-    ``offload_optimizer_device: cpu`` with ``offload_param_device: cpu``) keeps the optimiser
-    states and the sharded weights in CPU memory; the GPU keeps only its gradient shard."""
+    is sharded only under ZeRO-3. ``offload`` (ZeRO-Offload, Ren et al. 2021: DeepSpeed's
+    ``offload_optimizer_device: cpu``) moves gradients, optimiser states and the optimiser step
+    to CPU memory, keeping the 16-bit weights on the GPU; at stage 3 with
+    ``offload_param_device: cpu`` (ZeRO-Infinity) the weight shards live in CPU memory too and
+    are gathered layer by layer. Transient communication buckets are left to the headroom."""
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage!r}")
     if n_gpus < 1:
@@ -137,7 +139,7 @@ def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 
     if offload:
         if zero_stage < 2:
             raise ValueError(f"offload needs ZeRO stage 2 or 3, got zero_stage={zero_stage!r}")
-        os_ = 0.0
+        g, os_ = 0.0, 0.0
         if zero_stage == 3:
             p, frozen_weight_bytes = 0.0, 0.0
     return p + g + os_ + frozen_weight_bytes
@@ -248,10 +250,11 @@ def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = No
     tokens = seq_len * generations
     parts: dict[str, float] = {}
     if lora_r is None:
-        label = "grads (weights, optimizer offloaded to CPU)" if offload else "weights+grads+optimizer (16 B/param)"
+        label = ("weights+grads+optimizer: offloaded to CPU" if offload and zero_stage == 3 else
+                 "weights (grads+optimizer offloaded to CPU)" if offload else "weights+grads+optimizer (16 B/param)")
         parts[label] = model_state_bytes(arch.n_params, zero_stage=zero_stage, n_gpus=n_gpus,
                                          offload=offload) / GIB
-        if beta > 0:
+        if beta > 0 and not (offload and zero_stage == 3):  # ZeRO-3 offload keeps it in CPU memory too
             parts["reference model (16-bit)"] = weight_bytes(arch, None) / (n_gpus if zero_stage == 3 else 1) / GIB
     else:
         parts["base weights" + (" (4-bit NF4)" if quant else " (16-bit)")] = weight_bytes(arch, quant) / (
@@ -260,7 +263,11 @@ def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = No
     train = activation_bytes(arch, tokens, grad_ckpt=grad_ckpt) + logits_bytes(arch, tokens)
     if vllm is None:
         rollout = kv_cache_bytes(arch, generations, seq_len)
-        parts["max(rollout KV cache, activations+logits)"] = max(rollout, train) / GIB
+        label = "max(rollout KV cache, activations+logits)"
+        if zero_stage == 3:  # TRL gathers the sharded weights for generate (ds3_gather_for_generation)
+            rollout += weight_bytes(arch, quant) * (1.0 if offload else 1.0 - 1.0 / n_gpus)
+            label = "max(rollout KV cache + gathered weights, activations+logits)"
+        parts[label] = max(rollout, train) / GIB
     else:
         parts["activations+logits (rollouts in vLLM)"] = train / GIB
     if cuda_context:

@@ -83,10 +83,18 @@ def test_vllm_colocate_reserves_its_share_of_each_card():
 
 def test_zero_offload_moves_optimizer_and_weights_to_cpu():
     n = 7e9
-    # ZeRO-3 + offload on 8 GPUs: only the 2-byte gradient shard stays on each GPU
-    assert memory.model_state_bytes(n, zero_stage=3, n_gpus=8, offload=True) == 2 * n / 8
-    # ZeRO-2 + optimizer offload: 2-byte weights + gradient shard
-    assert memory.model_state_bytes(n, zero_stage=2, n_gpus=8, offload=True) == 2 * n + 2 * n / 8
+    # ZeRO-Offload (stage 2): gradients and optimiser states in CPU memory, 2-byte weights stay
+    assert memory.model_state_bytes(n, zero_stage=2, n_gpus=8, offload=True) == 2 * n
+    # ZeRO-3 with parameter offload too: nothing persistent on the GPU
+    assert memory.model_state_bytes(n, zero_stage=3, n_gpus=8, offload=True) == 0
+    plan = memory.plan_memory("qwen2.5-7b", zero_stage=3, n_gpus=1, offload=True, beta=0.04, grad_ckpt=False)
+    assert "reference model (16-bit)" not in plan.parts and plan.settings["offload"] == "cpu"
+    # ... but generate() gathers the whole 16-bit model (TRL's ds3_gather_for_generation)
+    arch = memory.get_arch("qwen2.5-7b")
+    rollout = memory.kv_cache_bytes(arch, 8, 1024) + 2 * arch.n_params
+    key = "max(rollout KV cache + gathered weights, activations+logits)"
+    train = memory.activation_bytes(arch, 8 * 1024, grad_ckpt=False) + memory.logits_bytes(arch, 8 * 1024)
+    assert plan.parts[key] == pytest.approx(max(rollout, train) / memory.GIB)
     with pytest.raises(ValueError, match="offload needs ZeRO stage 2 or 3"):
         memory.model_state_bytes(n, zero_stage=0, offload=True)
 

@@ -84,8 +84,9 @@ CONFIGS = {
     "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
                               max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
                               n_eval=4, lr=5e-4, seeds=(0,)),
-    # sized for ~40-60 min on one (shared) CPU thread: 4 hard prompts, 4 steps of 8 completions per run
-    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=4, prompts_per_step=1, num_generations=8,
+    # sized for ~30 min on 2 quiet CPU cores: 16 hard prompts (the lowest-BLEU quarter of 64), so
+    # every run takes 16 steps of 8 completions
+    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=16, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
                             n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
     # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
@@ -146,6 +147,7 @@ def _parts(out_dir: Path) -> Path:
 
 
 AGREEMENT_ONLY = ("n_agree", "agree_samples", "rm_pairs")  # fields a training run does not depend on
+TRAINING_ONLY = ("k_hard", "prompts_per_step", "lr", "seeds")  # fields the base model's stages ignore
 
 
 def _cached(path: Path, compute, log, config: dict | None = None, ignore: tuple[str, ...] = ()):
@@ -352,8 +354,9 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     t0 = time.time()
     conf = json.loads(json.dumps(asdict(cfg)))  # as JSON stores it (tuples become lists)
     selection = _cached(parts / "selection.json", lambda: stage_selection(cfg), log, conf, AGREEMENT_ONLY)
-    base = _cached(parts / "base.json", lambda: stage_base(cfg), log, conf)
-    agree = _cached(parts / "agreement.json", lambda: stage_agreement(cfg, base, out_dir, log), log, conf)
+    base = _cached(parts / "base.json", lambda: stage_base(cfg), log, conf, TRAINING_ONLY)
+    agree = _cached(parts / "agreement.json", lambda: stage_agreement(cfg, base, out_dir, log), log, conf,
+                    TRAINING_ONLY)
     hard = _hard_rows(cfg, selection)
     runs = []
     for seed in cfg.seeds:
