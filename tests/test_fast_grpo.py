@@ -85,21 +85,23 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
 
 @pytest.mark.slow
 def test_fast_path_and_plain_trl_both_learn_the_built_task(tmp_path):
-    """Brevity with a 3-word target: the base model writes ~12 words, so the reward has room to rise."""
+    """Brevity with a 3-word target: the base model writes ~8 words in 10 tokens, so the reward has
+    room to rise. Sized for CI (about 70 s a trainer on one thread); measured while sizing it:
+    alignkit 0.39 -> 0.69, plain TRL 0.43 -> 0.71 (first 2 steps -> last 3)."""
     from trl import GRPOTrainer
 
-    steps = 10
+    steps = 7
     data = Dataset.from_list(
         [{"prompt": [{"role": "user", "content": f"Describe the number {i} in one short sentence."}]}
          for i in range(steps)])
     reward = partial(brevity_reward, target_words=3)
     reward.__name__ = "brevity_3_words"
-    scale = get_scale("smoke").replace(num_generations=8, max_completion_length=16, max_steps=steps)
+    scale = get_scale("smoke").replace(num_generations=8, max_completion_length=10, max_steps=steps)
     curves = {}
     for kind in ("alignkit", "plain trl"):
         trainer = training.build_grpo_trainer(load_policy("smollm2-135m", lora=True), reward, data,
                                               scale=scale, output_dir=tmp_path / kind.replace(" ", "_"),
-                                              learning_rate=1e-3, disable_tqdm=True)
+                                              learning_rate=1.5e-3, disable_tqdm=True)
         if kind == "plain trl":  # the same model and settings, TRL's own class (unmerged rollouts)
             trainer = GRPOTrainer(model=trainer.model, reward_funcs=trainer.reward_funcs, args=trainer.args,
                                   train_dataset=data, processing_class=trainer.processing_class)
@@ -109,5 +111,5 @@ def test_fast_path_and_plain_trl_both_learn_the_built_task(tmp_path):
         trainer.train()
         curves[kind] = list(training.log_frame(trainer)["reward"])
     for kind, curve in curves.items():
-        start, end = sum(curve[:2]) / 2, sum(curve[-4:]) / 4
+        start, end = sum(curve[:2]) / 2, sum(curve[-3:]) / 3
         assert end > start + 0.1, f"{kind}: reward did not rise ({start:.2f} -> {end:.2f}): {curve}"
