@@ -10,7 +10,7 @@ NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 SCALE  ?= cpu
 # test processes (pytest-xdist, one file per process so a notebook's cells share a kernel), each
 # on one thread: most tests are small-matmul and Python bound, so two 1-thread processes beat one
-# 2-thread process on a 2-core machine (8.8 min against 14.5 min). TEST_WORKERS=0 runs serially.
+# 2-thread process on a 2-core machine (pytest 9.2 min against 14.5). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 TEST_ENV := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1)
 
