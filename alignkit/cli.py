@@ -35,9 +35,7 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     from alignkit.training import train, write_rank_summary
 
     recipe = load_recipe(args.recipe, overrides)
-    if args.output_dir:
-        recipe["grpo"]["output_dir"] = args.output_dir
-    trainer = build_trainer(recipe)
+    trainer = build_trainer(recipe, output_dir=args.output_dir)
     before = write_rank_summary(trainer, stage="start")
     train(trainer, resume=args.resume)
     write_rank_summary(trainer, stage="end", initial=before)
@@ -67,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plan_memory)
     t = sub.add_parser("train", help="train from a recipe: train RECIPE.yaml [--section.key value ...]")
     t.add_argument("recipe", help="path, or name under alignkit/recipes (e.g. 00_start_here/gpu.yaml)")
-    t.add_argument("--output-dir", default=None, help="overrides grpo.output_dir")
+    t.add_argument("--output-dir", default=None, help="overrides the trainer section's output_dir")
     t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last complete checkpoint in the output folder")
     t.set_defaults(func=_train)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alignkit.runtime import hub_offline
+from alignkit.runtime import data_root, hub_offline
 
 # ---------------------------------------------------------------------------------------------
 # BLEUBERI-Tulu3-50k (chapter 1)
@@ -135,8 +135,8 @@ INSTRUCTION_SPLITS = ("train", "preference", "heldout")
 
 
 def instructions_dir() -> Path:
-    """``data/instructions`` of the repository (the package is installed editable from it)."""
-    path = Path(__file__).resolve().parents[1] / "data" / "instructions"
+    """``data/instructions`` under the workbook's root (``alignkit.runtime.data_root``)."""
+    path = data_root() / "instructions"
     if not path.is_dir():
         raise FileNotFoundError(
             f"{path} not found: the instruction set lives in the repository, so install alignkit "
@@ -254,3 +254,44 @@ def load_arena(*, n: int | None = None, data_files: str | Path | None = None, dr
         raise ValueError(f"no Arena row of {data_files or ARENA_HUB_ID} is left after filtering "
                          f"(single_turn={single_turn}, language={language!r}, drop={drop})")
     return datasets.Dataset.from_list(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# LIMR's problems (chapter 2): GAIR/LIMR on the hub, or a local file in its schema
+# (the released MATH-FULL ``math.8k.json`` has the same columns)
+# ---------------------------------------------------------------------------------------------
+
+LIMR_HUB_ID = "GAIR/LIMR"
+
+
+def load_limr_rows(path: str = LIMR_HUB_ID, split: str = "train") -> list[dict]:
+    """Rows ``{"question", "answer"}`` of the released LIMR set (hub id) or a local .json/.jsonl file
+    in the same schema (a ``prompt`` / ``problem`` / ``question`` column and an ``answer`` column)."""
+    from datasets import load_dataset
+
+    if Path(path).suffix in (".json", ".jsonl"):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no LIMR data file at {path}")
+        data = load_dataset("json", data_files=str(path), split="train")
+    else:
+        data = load_dataset(path, split=split)
+    cols = data.column_names
+    qcol = next((c for c in ("prompt", "problem", "question") if c in cols), None)
+    if qcol is None or "answer" not in cols:
+        raise ValueError(f"{path}: need a prompt/problem/question column and an answer column, got {cols}")
+    rows = [{"question": str(r[qcol]), "answer": str(r["answer"])} for r in data
+            if str(r["answer"]).strip()]  # math.8k has 2 empty answers: unscorable, skipped
+    if not rows:
+        raise ValueError(f"{path} has no rows with a non-empty answer")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows for TRL from prompt texts (chapters 0 and 3 build their toy tasks with it)
+# ---------------------------------------------------------------------------------------------
+
+
+def prompt_rows(texts, extra: list[dict] | None = None) -> list[dict]:
+    """Conversational GRPO rows ``{"prompt": [{"role": "user", ...}], **extra}`` from prompt texts."""
+    extra = extra or [{} for _ in texts]
+    return [{"prompt": [{"role": "user", "content": t}], **e} for t, e in zip(texts, extra, strict=True)]

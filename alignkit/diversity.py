@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import torch
 
 from alignkit.rewards import completion_text
-from alignkit.tasks import prompt_rows, register_task
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -113,29 +112,3 @@ class DiversityTracker:
             log_metric("kl_ref", float((logp - logp_ref).mean()))
             log_metric("nll_per_token", float(-logp.sum() / max(tokens, 1)))
         return rewards
-
-
-PARIS_TOPICS = ("the Eiffel Tower", "the Louvre", "Notre-Dame cathedral", "the river Seine",
-                "the Arc de Triomphe", "Montmartre", "the Champs-Elysees", "the Musee d'Orsay")
-
-
-@register_task("keyword")
-def keyword_task(n_train: int = 64, seed: int = 0, keyword: str = "Paris",
-                 topics: Sequence[str] = PARIS_TOPICS):
-    """Chapter 3's GRPO task: one-sentence prompts about Paris landmarks, reward = mentions ``keyword``.
-
-    The prompts never name the keyword; the base model mentions "Paris" in about a quarter of its
-    answers, so GRPO has signal from the first step. Registered as the recipe task ``keyword``.
-    """
-    import random
-
-    from datasets import Dataset
-
-    if n_train < 1:
-        raise ValueError(f"n_train must be >= 1, got {n_train}")
-    if not topics:
-        raise ValueError("topics must list at least one topic")
-    rng = random.Random(seed)
-    rows = prompt_rows([f"Write one sentence about {rng.choice(topics)}." for _ in range(n_train)])
-    return Dataset.from_list(rows), [keyword_reward(keyword)]
-

@@ -1,4 +1,4 @@
-"""Batched sampling from a chat model, with each completion's log-probability under the model.
+"""The one sampling / greedy-decoding loop: batched generation from a chat model.
 
 ``sample_completions`` applies the chat template to user messages, samples ``n`` completions per
 prompt in batches (with a tqdm bar) and, on request, returns the sum of the token log-probabilities
@@ -25,10 +25,43 @@ class Completions:
     lengths: list[list[int]]
 
 
-def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
-    """Wrap each user message in the tokenizer's chat template, ready for generation."""
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                          add_generation_prompt=True) for p in prompts]
+def chat_prompts(tokenizer, prompts) -> list[str]:
+    """Each prompt in the tokenizer's chat template, ready for generation.
+
+    A prompt is a user message (a string) or a whole conversation (a list of ``{"role",
+    "content"}`` messages, e.g. with a system prompt, as in TRL's conversational format).
+    """
+    out = []
+    for p in prompts:
+        messages = [{"role": "user", "content": p}] if isinstance(p, str) else list(p)
+        out.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return out
+
+
+@torch.no_grad()
+def greedy_completions(model, tokenizer, prompts, *, max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """Greedy answers to ``prompts`` (user messages or conversations), batched with left padding.
+
+    The held-out evaluations of chapters 1 and 2 use it before and after training. The model is
+    put in eval mode for the loop and left in the mode it had.
+    """
+    if len(prompts) == 0:
+        raise ValueError("prompts is empty; pass at least one user message or conversation")
+    if max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    texts, out = chat_prompts(tokenizer, prompts), []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(device)
+        gen = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id)
+        new = gen[:, batch["input_ids"].shape[1]:]
+        out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    model.train(was_training)
+    return out
 
 
 @torch.no_grad()

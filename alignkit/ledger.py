@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from alignkit.io import atomic_write_json
+from alignkit.runtime import results_root
+
+__all__ = ["VERDICTS", "Claim", "Ledger", "git_commit", "results_root"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not at this scale")
 
@@ -78,17 +81,9 @@ class Ledger:
         rows += [f"| {c.claim} | {c.paper} | {c.ours} | {c.verdict} |" for c in self.claims]
         return "\n".join(rows)
 
-    def save(self, root: str | Path = "results") -> Path:
-        """Write ``<root>/<chapter>/<scale>.json`` atomically and return its path."""
+    def save(self, root: str | Path | None = None) -> Path:
+        """Write ``<root>/<chapter>/<scale>.json`` atomically (``root``: ``results_root()``)."""
         if not self.claims:
             raise ValueError(f"ledger for {self.chapter!r} has no claims; add some before saving")
-        return atomic_write_json(Path(root) / self.chapter / f"{self.scale}.json", self.to_dict())
-
-
-def results_root() -> Path:
-    """``results/`` at the repository root (notebooks run from ``notebooks/``)."""
-    here = Path.cwd()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").exists() and (folder / "alignkit").is_dir():
-            return folder / "results"
-    return here / "results"
+        root = results_root() if root is None else Path(root)
+        return atomic_write_json(root / self.chapter / f"{self.scale}.json", self.to_dict())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from alignkit.runtime import hub_offline, pick_device, pick_dtype
+from alignkit.runtime import hub_offline, load_dtype, pick_device, pick_dtype, resolve_dtype
 
 
 class ModelNotFoundError(OSError):
@@ -162,7 +162,8 @@ def load_tokenizer(name: str):
 
 
 def bnb_4bit_config(compute_dtype: torch.dtype | None = None):
-    """The QLoRA quantisation recipe: NF4 weights, double quantisation, runtime compute dtype."""
+    """The QLoRA quantisation recipe: NF4 weights, double quantisation, and the precision policy's
+    compute dtype (``alignkit.runtime.pick_dtype``: fp16 on a T4, bf16 on an A100, fp32 on most CPUs)."""
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -191,15 +192,17 @@ def lora_config(lora=None):
     return LoraConfig(**fields)
 
 
-def load_policy(name: str, *, quantization: str | None = None, lora=None, dtype: torch.dtype | None = None,
-                device: torch.device | str | None = None):
+def load_policy(name: str, *, quantization: str | None = None, lora=None,
+                dtype: str | torch.dtype | None = "auto", device: torch.device | str | None = None):
     """Load a causal LM by short name, hub id or folder, optionally in 4-bit and/or with LoRA.
 
     Args:
         name: e.g. ``"smollm2-135m"`` (bundled offline), ``"Qwen/Qwen2.5-1.5B-Instruct"``, a folder.
         quantization: ``None`` or ``"4bit"`` (NF4 QLoRA; also runs on CPU with bitsandbytes).
         lora: ``None``, True, a dict of LoraConfig fields, or a peft ``LoraConfig``.
-        dtype: weights / compute dtype; defaults to ``alignkit.runtime.pick_dtype()``.
+        dtype: the compute dtype, ``"auto"`` (the precision policy, ``alignkit.runtime.pick_dtype``)
+            or one it allows (``resolve_dtype`` refuses emulated bf16). On a CPU the weights load
+            in float32 whatever the compute dtype (trainers autocast); on a GPU in the compute dtype.
         device: defaults to ``pick_device()``; 4-bit models are placed by bitsandbytes.
     """
     from transformers import AutoModelForCausalLM
@@ -207,11 +210,11 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None, dtype:
     if quantization not in (None, "4bit"):
         raise ValueError(f"quantization must be None or '4bit', got {quantization!r}")
     device = torch.device(device) if device is not None else pick_device()
-    dtype = dtype or pick_dtype(device)
+    compute = resolve_dtype(dtype, device)
     path = resolve(name)
-    kwargs = {"dtype": dtype}
+    kwargs = {"dtype": load_dtype(compute, device)}
     if quantization == "4bit":
-        kwargs["quantization_config"] = bnb_4bit_config(dtype)
+        kwargs["quantization_config"] = bnb_4bit_config(compute)
         # one full copy per process: under torchrun / accelerate each rank takes its own GPU
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if device.type == "cuda"
                                 else str(device)}

@@ -2,12 +2,19 @@
 
 Layout of a recipe (see ``alignkit/recipes/*/``)::
 
-    chapter: 00_start_here
-    trainer: grpo
-    model: {name: ..., quantization: 4bit | null, lora: {r: 16, ...} | null}
-    task:  {name: brevity, n_train: 1000, seed: 0, ...}      # alignkit.tasks
-    grpo:  {every trl.GRPOConfig field the paper cares about, with the paper's value quoted}
+    chapter: 01_bleuberi
+    trainer: grpo                  # grpo | sft | reward: which builder of alignkit.training
+    model: {name: ..., quantization: 4bit | null, lora: {r: 16, ...} | null, dtype: auto}
+    task:  {name: bleuberi, n_train: 1000, seed: 0, ...}     # alignkit.tasks
+    grpo:  {the trl.GRPOConfig fields of this scale}          # the section is named after `trainer`
     launch: {accelerate_config: zero3.yaml, num_processes: 8}   # optional: how it is meant to run
+
+The trainer section holds what this scale decides (batch, lengths, steps, learning rate, memory
+settings). The paper-critical GRPO fields are not repeated in the YAML: they come from the
+chapter's ``PAPER_GRPO`` (``alignkit.chapters.index.paper_grpo``) on top of
+``alignkit.training.GRPO_DEFAULTS``, and a recipe value overrides them (a departure, commented in
+the YAML). :func:`load_recipe` returns the merged fields. Precision is never a recipe field:
+``model.dtype`` (``auto``, the policy of ``alignkit.runtime``, or a dtype it allows) decides it.
 
 Overrides use dotted keys: ``--grpo.max_steps 10 --model.name smollm2-135m``. An unknown key is
 an error that names it and lists the valid keys. Introduced with the scale-out tools.
@@ -22,16 +29,37 @@ from pathlib import Path
 import yaml
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-SECTIONS = {"chapter": str, "trainer": str, "model": dict, "task": dict, "grpo": dict,
-            "launch": dict, "notes": str}
 MODEL_KEYS = ("name", "quantization", "lora", "dtype")
 LAUNCH_KEYS = ("accelerate_config", "num_processes")
 
 
-def grpo_fields() -> list[str]:
+def _grpo_config_class():
     from trl import GRPOConfig
 
-    return sorted(f.name for f in fields(GRPOConfig))
+    return GRPOConfig
+
+
+def _sft_config_class():
+    from trl import SFTConfig
+
+    return SFTConfig
+
+
+def _reward_config_class():
+    from trl import RewardConfig
+
+    return RewardConfig
+
+
+# trainer type -> the TRL config class its section is checked against. The builders are in
+# build_trainer below; a new type (DPO, say) adds one entry here and one builder there.
+TRAINERS = {"grpo": _grpo_config_class, "sft": _sft_config_class, "reward": _reward_config_class}
+SECTIONS = ("chapter", "trainer", "model", "task", "launch", "notes", *TRAINERS)
+
+
+def trainer_fields(trainer: str) -> list[str]:
+    """The valid keys of a recipe's section for ``trainer`` (its TRL config's fields)."""
+    return sorted(f.name for f in fields(TRAINERS[trainer]()))
 
 
 def find_recipe(path: str | Path) -> Path:
@@ -51,25 +79,39 @@ def list_recipes() -> list[str]:
 
 def validate(recipe: dict) -> dict:
     """Check every key; raise ``ValueError`` naming an unknown key and listing the valid ones."""
+    from alignkit.chapters.index import get_chapter
     from alignkit.tasks import task_arguments
 
     unknown = sorted(set(recipe) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"unknown recipe section(s) {unknown}; valid: {sorted(SECTIONS)}")
-    for section in ("trainer", "model", "task", "grpo"):
+        raise ValueError(f"unknown recipe section(s) {unknown}; valid: {list(SECTIONS)}")
+    trainer = recipe.get("trainer")
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer {trainer!r} is not supported; valid: {sorted(TRAINERS)}")
+    for section in ("chapter", "model", "task", trainer):
         if section not in recipe:
             raise ValueError(f"recipe is missing the {section!r} section")
-    if recipe["trainer"] != "grpo":
-        raise ValueError(f"trainer {recipe['trainer']!r} is not supported; valid: ['grpo']")
+    get_chapter(recipe["chapter"])
+    others = sorted(set(TRAINERS) & set(recipe) - {trainer})
+    if others:
+        raise ValueError(f"recipe for trainer {trainer!r} has a section for another trainer: {others}")
     checks = {"model": list(MODEL_KEYS), "task": ["name", *task_arguments(recipe["task"].get("name", ""))],
-              "grpo": grpo_fields(), "launch": list(LAUNCH_KEYS)}
+              trainer: trainer_fields(trainer), "launch": list(LAUNCH_KEYS)}
     for section, valid in checks.items():
         bad = sorted(set(recipe.get(section, {})) - set(valid))
         if bad:
             raise ValueError(f"unknown key(s) {[f'{section}.{k}' for k in bad]}; "
                              f"valid keys of {section!r}: {valid}")
+    fixed = sorted({"bf16", "fp16"} & set(recipe[trainer]))
+    if fixed:
+        raise ValueError(f"{[f'{trainer}.{k}' for k in fixed]}: precision follows alignkit.runtime's policy; "
+                         "set model.dtype ('auto', 'float32', 'bfloat16', 'float16') instead")
     if recipe["model"].get("quantization") not in (None, "4bit"):
         raise ValueError(f"model.quantization must be null or '4bit', got {recipe['model']['quantization']!r}")
+    dtype = recipe["model"].get("dtype", "auto")
+    if dtype != "auto" and dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"model.dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+    # whether this machine runs that dtype natively is checked when the trainer is built
     config = recipe.get("launch", {}).get("accelerate_config")
     if config is not None and not (RECIPES_DIR / "accelerate" / config).is_file():
         raise ValueError(f"launch.accelerate_config {config!r} is not one of "
@@ -113,49 +155,78 @@ def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
         if not flag.startswith("--") or "." not in flag:
             raise ValueError(f"override {flag!r} must look like --section.key (e.g. --grpo.max_steps)")
         section, key = flag[2:].split(".", 1)
-        if section not in ("model", "task", "grpo"):
-            raise ValueError(f"override {flag!r}: section {section!r} is not one of model, task, grpo")
+        if section not in ("model", "task", *TRAINERS):
+            raise ValueError(f"override {flag!r}: section {section!r} is not one of model, task, "
+                             f"{', '.join(TRAINERS)}")
         recipe.setdefault(section, {})[key] = yaml.safe_load(raw)
     return validate(recipe)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict:
-    """Read, override and validate a recipe."""
+    """Read, override and validate a recipe; a GRPO recipe's section comes back merged with its
+    chapter's paper fields and ``GRPO_DEFAULTS`` (so what you see is what trains)."""
+    from alignkit.chapters.index import paper_grpo
+    from alignkit.training import grpo_settings
+
     with open(find_recipe(path)) as f:
         recipe = yaml.safe_load(f)
     if not isinstance(recipe, dict):
         raise ValueError(f"recipe {path} is not a YAML mapping")
-    return apply_overrides(recipe, overrides or [])
+    recipe = apply_overrides(recipe, overrides or [])
+    if recipe["trainer"] == "grpo":
+        recipe["grpo"] = grpo_settings(paper=paper_grpo(recipe["chapter"]), **recipe["grpo"])
+    return recipe
 
 
-def build_trainer(recipe: dict, *, output_dir: str | Path | None = None, model=None):
-    """The ``trl.GRPOTrainer`` a recipe describes (model loaded unless one is passed)."""
-    from trl import GRPOConfig
+def build_trainer(recipe: dict, *, output_dir: str | Path | None = None, model=None, callbacks=None):
+    """The TRL trainer a (loaded) recipe describes, through the one builder of its trainer type.
 
+    The model is loaded unless one is passed; ``model.dtype`` is resolved against the precision
+    policy here (a dtype this machine would emulate is refused) and both the weights and the
+    trainer's mixed precision follow it.
+    """
+    from alignkit import training
     from alignkit.models import load_policy, load_tokenizer
+    from alignkit.runtime import resolve_dtype
     from alignkit.tasks import build_task
-    from alignkit.training import FastGRPOTrainer, checked_reward
 
+    trainer = recipe["trainer"]
+    spec, args = recipe["model"], dict(recipe[trainer])
+    compute = resolve_dtype(spec.get("dtype", "auto"))
+    out = str(output_dir or args.pop("output_dir", None) or f"runs/{recipe['chapter']}/{trainer}")
+    args.pop("output_dir", None)
     task = dict(recipe["task"])
     dataset, rewards = build_task(task.pop("name"), **task)
-    spec = recipe["model"]
+    if trainer == "reward":
+        from alignkit.models import lora_config
+        from alignkit.reward_model import load_reward_model
+
+        if model is None:
+            model, tokenizer = load_reward_model(spec["name"], freeze_backbone=spec.get("lora") is None)
+        else:
+            tokenizer = load_tokenizer(spec["name"])
+        peft = lora_config({"task_type": "SEQ_CLS", **spec["lora"]}) if spec.get("lora") else None
+        return training.build_reward_trainer(model, tokenizer, dataset, output_dir=out, peft_config=peft,
+                                             callbacks=callbacks, compute=compute, **args)
     if model is None:
-        model = load_policy(spec["name"], quantization=spec.get("quantization"), lora=spec.get("lora"))
-    args = dict(recipe["grpo"])
-    if output_dir is not None:
-        args["output_dir"] = str(output_dir)
-    return FastGRPOTrainer(model=model, reward_funcs=[checked_reward(r) for r in rewards],
-                       args=GRPOConfig(**args), train_dataset=dataset,
-                       processing_class=load_tokenizer(spec["name"]))
+        model = load_policy(spec["name"], quantization=spec.get("quantization"), lora=spec.get("lora"),
+                            dtype=compute)
+    tokenizer = load_tokenizer(spec["name"])
+    if trainer == "sft":
+        return training.build_sft_trainer(model, tokenizer, dataset, output_dir=out, callbacks=callbacks,
+                                          compute=compute, **args)
+    return training.build_grpo_trainer(model, rewards, dataset, output_dir=out, tokenizer=tokenizer,
+                                       callbacks=callbacks, compute=compute, **args)
 
 
 def cpu_substitutes(recipe: dict, *, model: str = "smollm2-135m", n_train: int = 8) -> list[str]:
     """Overrides that make any recipe run on a CPU with the bundled model, for tests and dry runs:
     the bundled model instead of the hub one (quantisation and LoRA kept: bitsandbytes 4-bit
-    works on CPU), no vLLM, no bf16 / gradient checkpointing, a tiny data set and one step."""
+    works on CPU), no vLLM, the precision policy's dtype, no gradient checkpointing, a tiny data
+    set and one step."""
     groups = recipe["grpo"].get("num_generations", 8)
     return ["--model.name", model, "--task.n_train", str(n_train), "--grpo.use_vllm", "false",
-            "--grpo.bf16", "false", "--grpo.gradient_checkpointing", "false",
+            "--grpo.gradient_checkpointing", "false", "--model.dtype", "auto",
             "--grpo.use_cpu", "true", "--grpo.max_steps", "1", "--grpo.max_completion_length", "8",
             "--grpo.num_generations", str(min(groups, 4)), "--grpo.per_device_train_batch_size",
             str(min(groups, 4)), "--grpo.gradient_accumulation_steps", "1",

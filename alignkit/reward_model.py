@@ -1,11 +1,12 @@
 """Reward models: a sequence-classification head on a policy, trained with TRL's RewardTrainer.
 
-Chapter 5 introduces this module (a reward model fitted to two-group preferences, to watch the
-minority's preference disappear); later chapters (e.g. BLEUBERI's learned-reward baseline)
-reuse it. Two ways to train the same Bradley-Terry model, -log sigma(r(chosen) - r(rejected)):
+Chapter 1 introduces this module (the learned reward of BLEUBERI's GRPO-RM baseline and the RM
+row of its agreement table); chapter 5 fits one to two-group preferences, to watch the minority's
+preference disappear. Two ways to train the same Bradley-Terry model, -log sigma(r(chosen) - r(rejected)):
 
-* ``build_reward_trainer``: TRL ``RewardTrainer`` on ``AutoModelForSequenceClassification`` (the
-  real API; with ``freeze_backbone=True`` only the linear ``score`` head learns, which fits on a CPU);
+* ``alignkit.training.build_reward_trainer``: TRL ``RewardTrainer`` on the model
+  :func:`load_reward_model` returns (the real API; with ``freeze_backbone=True`` only the linear
+  ``score`` head learns, which fits on a CPU);
 * ``last_token_features`` + ``train_bt_head``: the same head on cached frozen features, from
   scratch in torch, fast enough to sweep many settings and seeds.
 
@@ -46,53 +47,6 @@ def load_reward_model(name: str = "smollm2-135m", *, freeze_backbone: bool = Tru
         for pname, param in model.named_parameters():
             param.requires_grad = pname.startswith("score.")
     return model.to(pick_device() if device is None else device), tokenizer
-
-
-def reward_config(output_dir: str, *, max_steps: int, learning_rate: float = 1e-3, batch_size: int = 16,
-                  seed: int = 0, **overrides):
-    """A TRL ``RewardConfig`` with every setting that matters written out (TRL defaults change).
-
-    Defaults suit a frozen backbone with a linear head on a CPU: no gradient checkpointing (TRL
-    turns it on by default), bf16 only on a CUDA card that supports it, no checkpoints, no
-    reporting integrations. ``overrides`` are any other ``RewardConfig`` fields.
-    """
-    from trl import RewardConfig
-
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
-    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    fields = dict(output_dir=output_dir, max_steps=max_steps, learning_rate=learning_rate,
-                  per_device_train_batch_size=batch_size, lr_scheduler_type="constant", warmup_steps=0,
-                  weight_decay=0.0, seed=seed, gradient_checkpointing=False, bf16=cuda_bf16,
-                  max_length=256, center_rewards_coefficient=None, disable_dropout=True,
-                  logging_steps=max(1, max_steps // 5), save_strategy="no", report_to="none",
-                  disable_tqdm=False)
-    fields.update(overrides)
-    return RewardConfig(**fields)
-
-
-def build_reward_trainer(model, tokenizer, train_rows, *, output_dir: str, max_steps: int,
-                         learning_rate: float = 1e-3, batch_size: int = 16, seed: int = 0,
-                         peft_config=None, **overrides):
-    """TRL ``RewardTrainer`` for ``model`` on preference rows (dicts with prompt/chosen/rejected).
-
-    ``train_rows`` may be a list of dicts or a ``datasets.Dataset``; extra columns are dropped.
-    ``peft_config`` (e.g. ``LoraConfig(task_type="SEQ_CLS", modules_to_save=["score"])``) trains an
-    adapter on the backbone instead; load the model with ``freeze_backbone=False`` then.
-    ``overrides`` are passed to ``reward_config``.
-    """
-    from datasets import Dataset
-    from trl import RewardTrainer
-
-    if not isinstance(train_rows, Dataset):
-        if len(train_rows) == 0:
-            raise ValueError("train_rows is empty; a reward model needs at least one preference pair")
-        keys = [k for k in ("prompt", "chosen", "rejected") if k in train_rows[0]]
-        train_rows = Dataset.from_dict({k: [r[k] for r in train_rows] for k in keys})
-    args = reward_config(output_dir, max_steps=max_steps, learning_rate=learning_rate,
-                         batch_size=batch_size, seed=seed, **overrides)
-    return RewardTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
-                         peft_config=peft_config)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ import random
 import socket
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,18 +48,127 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
-def pick_dtype(device: torch.device | str | None = None) -> torch.dtype:
-    """The compute dtype for ``device``: CUDA bf16 where supported else fp16, MPS fp16, CPU fp32.
+def cuda_capability(index: int = 0) -> tuple[int, int]:
+    """``(major, minor)`` compute capability of CUDA device ``index`` (a T4 is (7, 5), an A100 (8, 0))."""
+    return tuple(torch.cuda.get_device_capability(index))
 
-    On a CPU we keep float32 for correctness by default; ``alignkit.training`` may opt into
-    bfloat16 autocast where ``cpu_has_fast_bf16()`` says the hardware supports it.
+
+# ---------------------------------------------------------------------------------------------
+# The one precision policy. Every trainer config, the QLoRA compute dtype and vLLM's dtype ask
+# these functions; nothing else in the package decides between bf16, fp16 and fp32.
+# ---------------------------------------------------------------------------------------------
+
+DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_dtype(device: torch.device | str | None = None) -> torch.dtype:
+    """The compute dtype for ``device``: the one precision policy of the workbook.
+
+    * CUDA, compute capability >= 8 (A100, L4, RTX 30xx/40xx, H100): bfloat16.
+    * CUDA below 8 (T4, V100): float16. Never bfloat16: ``torch.cuda.is_bf16_supported()``
+      counts emulation and says True on a T4, where bf16 runs emulated and vLLM refuses it.
+    * Apple MPS: float16.
+    * CPU: bfloat16 (autocast over float32 master weights) only where the CPU has native bf16
+      units (AMX or AVX512-BF16, :func:`cpu_has_fast_bf16`); elsewhere bf16 is emulated and
+      several times slower, so float32.
+
+    Introduced in chapter 0 (the environment report prints it).
     """
     device = torch.device(device) if device is not None else pick_device()
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_capability(device.index or 0) >= (8, 0) else torch.float16
     if device.type == "mps":
         return torch.float16
-    return torch.float32
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def resolve_dtype(requested: str | torch.dtype | None = "auto",
+                  device: torch.device | str | None = None) -> torch.dtype:
+    """The compute dtype a run uses: :func:`pick_dtype` for ``"auto"``/None, else ``requested``
+    checked against the policy (a recipe's ``model.dtype``).
+
+    ``float32`` is allowed everywhere. ``bfloat16`` is refused where the policy would not pick it
+    (a T4, a CPU without bf16 units: it would run emulated), and ``float16`` is refused on a CPU
+    (no fp16 autocast for training there). Errors name the value and what is accepted.
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    if requested is None or requested == "auto":
+        return pick_dtype(device)
+    if isinstance(requested, str):
+        if requested not in DTYPE_NAMES:
+            raise ValueError(f"dtype {requested!r} is not one of 'auto', {', '.join(map(repr, DTYPE_NAMES))}")
+        requested = DTYPE_NAMES[requested]
+    if requested not in DTYPE_NAMES.values():
+        raise ValueError(f"dtype {requested} is not one of {', '.join(DTYPE_NAMES)}")
+    native = pick_dtype(device)
+    if requested == torch.bfloat16 and native != torch.bfloat16:
+        raise ValueError(f"dtype bfloat16 is not native on this {device.type} (the precision policy picks "
+                         f"{str(native).replace('torch.', '')}); bf16 would run emulated. Use 'auto' or 'float32'")
+    if requested == torch.float16 and device.type == "cpu":
+        raise ValueError("dtype float16 is not supported for training on a CPU; use 'auto' or 'float32'")
+    return requested
+
+
+def load_dtype(compute: torch.dtype, device: torch.device | str | None = None) -> torch.dtype:
+    """The dtype to load a model's weights in, for a run that computes in ``compute`` on ``device``.
+
+    On a CPU always float32: bf16 there is autocast over float32 master weights. On a GPU the
+    compute dtype: a frozen base (LoRA, QLoRA) or a bf16 full fine-tuning run keeps its weights
+    in 16 bits, and peft keeps the adapter itself in float32.
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    return torch.float32 if device.type == "cpu" else compute
+
+
+def trainer_precision(compute: torch.dtype | None = None) -> dict:
+    """The mixed-precision fields of a ``transformers.TrainingArguments`` (GRPO, SFT, reward...)
+    for ``compute`` (default: the policy's dtype on this machine): ``{"bf16": ..., "fp16": ...}``."""
+    compute = compute or pick_dtype()
+    return {"bf16": compute == torch.bfloat16, "fp16": compute == torch.float16}
+
+
+def vllm_dtype(compute: torch.dtype | None = None) -> str:
+    """vLLM's ``dtype`` argument for ``compute``: ``"bfloat16"``, ``"half"`` (T4, V100) or ``"float32"``."""
+    compute = compute or pick_dtype()
+    return {torch.bfloat16: "bfloat16", torch.float16: "half"}.get(compute, "float32")
+
+
+# ---------------------------------------------------------------------------------------------
+# The one repository root, and the folders under it (independent of the current directory)
+# ---------------------------------------------------------------------------------------------
+
+HOME_VAR = "ALIGNKIT_HOME"
+
+
+def repo_root() -> Path:
+    """The folder that holds ``results/``, ``runs/`` and ``data/``: the one root of the workbook.
+
+    ``ALIGNKIT_HOME`` when set; else the checkout the package was imported from (editable
+    install, ``make venv``), found from this file, never from the current directory, so a
+    notebook run from ``notebooks/`` and a command run from the top agree; else (an installed
+    wheel) the current directory.
+    """
+    if os.environ.get(HOME_VAR):
+        return Path(os.environ[HOME_VAR]).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "alignkit").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+def results_root() -> Path:
+    """``results/`` under :func:`repo_root`: ledgers and experiment summaries (committed)."""
+    return repo_root() / "results"
+
+
+def runs_root() -> Path:
+    """``runs/`` under :func:`repo_root`: checkpoints and per-stage files (git-ignored)."""
+    return repo_root() / "runs"
+
+
+def data_root() -> Path:
+    """``data/`` under :func:`repo_root`: the data sets the project generates itself."""
+    return repo_root() / "data"
 
 
 def seed_everything(seed: int) -> None:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 ENV_VAR = "ALIGNKIT_SCALE"
 DEFAULT = "cpu"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,6 @@ class Scale:
         if unknown:
             raise TypeError(f"unknown Scale field(s) {unknown}; valid fields: {sorted(valid)}")
         return dataclasses.replace(self, **changes)
-
-    @property
-    def is_cpu(self) -> bool:
-        """True for the scales meant to run without a GPU (``smoke`` and ``cpu``)."""
-        return self.name in ("smoke", "cpu")
 
 
 SCALES: dict[str, Scale] = {
@@ -138,17 +136,38 @@ SCALES: dict[str, Scale] = {
 }
 
 
-def get_scale(name: str) -> Scale:
-    """The preset called ``name``; an unknown name raises ``ValueError`` listing the valid ones."""
+def check_scale_name(name) -> str:
+    """``name`` normalised (``" CPU "`` -> ``"cpu"``) if it is a scale, else ``ValueError`` listing
+    the accepted ones. The one place that decides what a scale name is."""
     key = str(name).strip().lower()
     if key not in SCALES:
         raise ValueError(
             f"unknown scale {name!r}; accepted scales: {', '.join(SCALES)} "
             f"(set {ENV_VAR} to one of them, or leave it unset for {DEFAULT!r})"
         )
-    return SCALES[key]
+    return key
+
+
+def get_scale(name: str) -> Scale:
+    """The preset called ``name``; an unknown name raises ``ValueError`` listing the valid ones."""
+    return SCALES[check_scale_name(name)]
 
 
 def current_scale(default: str = DEFAULT) -> Scale:
     """The scale named by the ``ALIGNKIT_SCALE`` environment variable (``cpu`` when unset)."""
     return get_scale(os.environ.get(ENV_VAR) or default)
+
+
+def sizes_for(table: Mapping[str, T], scale: str | Scale, *, owner: str, hint: str = "") -> T:
+    """The entry of a chapter's size table (keyed by scale name) for ``scale``.
+
+    Every chapter keeps one such table beside its experiment (e.g.
+    ``alignkit.chapters.bleuberi.config.SIZES``) and reads it through this function, so a bad
+    scale name and a scale the chapter does not size get the same clear error. ``owner`` names
+    the table in that error; ``hint`` says what to do instead (e.g. "use the cluster recipe").
+    """
+    name = check_scale_name(scale.name if isinstance(scale, Scale) else scale)
+    if name not in table:
+        raise ValueError(f"{owner} has no sizes for scale {name!r}; it has {', '.join(table)}"
+                         + (f" ({hint})" if hint else ""))
+    return table[name]

@@ -1,6 +1,7 @@
 """Intervals for numbers measured over seeds or samples: the ledgers report these, never bare means.
 
-Used by every chapter's claims ledger.
+Used by every chapter's claims ledger; the paired, cluster-resampling bootstrap is introduced by
+chapter 1's agreement study (pairs of responses to one prompt are not independent).
 """
 
 from __future__ import annotations
@@ -39,3 +40,59 @@ def fmt_ci(mean: float, lo: float = float("nan"), hi: float = float("nan"), digi
     if np.isnan(lo) or np.isnan(hi):
         return f"{mean:.{digits}g}"
     return f"{mean:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+def paired_bootstrap(correct: dict[str, np.ndarray], *, n_boot: int = 2000, seed: int = 0,
+                     confidence: float = 0.95, clusters=None) -> dict[str, tuple[float, float, float]]:
+    """Percentile bootstrap ``(mean, lo, hi)`` of each metric's agreement, resampling the *same*
+    pairs for every metric (so differences between metrics get a paired interval too).
+
+    ``correct[name]`` holds per-pair agreement (0, 0.5 or 1). With ``clusters`` (e.g. the prompt
+    of each pair) whole clusters are resampled, since pairs from one prompt are not independent.
+    The result also keeps the bootstrap draws (``"_boots"``, ``"_names"``) for :func:`bootstrap_diff`.
+    """
+    names = list(correct)
+    if not names:
+        raise ValueError("correct is empty: pass one array of per-pair agreement per metric")
+    mat = np.stack([np.asarray(correct[n], dtype=float) for n in names])
+    n = mat.shape[1]
+    if n == 0:
+        raise ValueError("no pairs to bootstrap")
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        idx = rng.integers(0, n, size=(n_boot, n))
+        boots = np.stack([mat[:, i].mean(1) for i in idx])
+    else:
+        groups = _cluster_index(clusters, n)
+        picks = rng.integers(0, len(groups), size=(n_boot, len(groups)))
+        boots = np.stack([mat[:, np.concatenate([groups[g] for g in p])].mean(1) for p in picks])
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(boots, alpha, axis=0), np.quantile(boots, 1 - alpha, axis=0)
+    out = {name: (float(mat[k].mean()), float(lo[k]), float(hi[k])) for k, name in enumerate(names)}
+    out["_boots"] = boots  # (n_boot, metrics): for paired differences, see bootstrap_diff
+    out["_names"] = names
+    return out
+
+
+
+def _cluster_index(clusters, n: int) -> list[np.ndarray]:
+    """Indices of the pairs in each cluster (clusters given as one label per pair)."""
+    labels = list(clusters)
+    if len(labels) != n:
+        raise ValueError(f"clusters must give one label per pair ({n}), got {len(labels)}")
+    groups: dict = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(lab, []).append(i)
+    return [np.array(v) for v in groups.values()]
+
+
+
+def bootstrap_diff(boot: dict, a: str, b: str, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Paired difference ``agreement(a) - agreement(b)`` with its bootstrap interval."""
+    names = boot["_names"]
+    for name in (a, b):
+        if name not in names:
+            raise ValueError(f"unknown metric {name!r}; bootstrapped: {names}")
+    d = boot["_boots"][:, names.index(a)] - boot["_boots"][:, names.index(b)]
+    alpha = (1 - confidence) / 2
+    return boot[a][0] - boot[b][0], float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha))

@@ -99,6 +99,15 @@ def passes(text: str, constraints: list[dict]) -> bool:
     return all(check_all(text, constraints))
 
 
+def verifier_score(text: str, constraints: list[dict]) -> float:
+    """Fraction of the constraints ``text`` satisfies (IFEval's loose, instruction-level view).
+
+    Chapter 1 labels response pairs with it (the response meeting more constraints wins).
+    """
+    ok = check_all(text, constraints)
+    return sum(ok) / len(ok)
+
+
 def verifier_reward(completions, constraints, *, partial: bool = False, **kwargs) -> list[float]:
     """TRL reward function: 1.0 when a completion follows all its ``constraints`` column, else 0.0.
 
@@ -109,8 +118,8 @@ def verifier_reward(completions, constraints, *, partial: bool = False, **kwargs
         raise ValueError(f"{len(completions)} completions but {len(constraints)} rows of constraints")
     scores = []
     for comp, cons in zip(completions, constraints, strict=True):
-        ok = check_all(completion_text(comp), cons)
-        scores.append(sum(ok) / len(ok) if partial else float(all(ok)))
+        text = completion_text(comp)
+        scores.append(verifier_score(text, cons) if partial else float(passes(text, cons)))
     return scores
 
 

@@ -6,18 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignkit.bleuberi import (
+from alignkit.chapters.bleuberi.agreement import (
     agreement,
     agreement_table,
-    bootstrap_diff,
     combine_zscores,
-    evaluate_answers,
     metric_scores,
-    paired_bootstrap,
-    sft_rows,
     verifier_pairs,
 )
+from alignkit.chapters.bleuberi.baselines import sft_rows
+from alignkit.chapters.bleuberi.evaluation import evaluate_answers
 from alignkit.data import load_arena, normalise_arena_row
+from alignkit.stats import bootstrap_diff, paired_bootstrap
 
 ARENA = Path(__file__).parent / "fixtures" / "chatbot_arena_sample.jsonl"
 

@@ -59,10 +59,12 @@ def test_a_4bit_base_is_never_merged():
 
 
 def test_bf16_is_only_chosen_where_it_is_fast(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
-    assert training.grpo_config(get_scale("smoke"), tmp_path).bf16 is False
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
-    assert training.grpo_config(get_scale("smoke"), tmp_path).bf16 is True
+    from alignkit import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    assert training.grpo_config(tmp_path, scale=get_scale("smoke")).bf16 is False
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert training.grpo_config(tmp_path, scale=get_scale("smoke")).bf16 is True
 
 
 @pytest.mark.slow

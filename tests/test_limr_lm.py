@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignkit.experiments import limr_lm
+from alignkit.chapters.limr import lm as limr_lm
+from alignkit.chapters.limr.config import LM_SIZES
+from alignkit.data import load_limr_rows
 from alignkit.tasks import build_task
 
 FIXTURE = Path(__file__).parent / "fixtures" / "limr_sample.jsonl"
@@ -50,7 +52,7 @@ def test_arithmetic_task_uses_the_paper_prompt_and_reward():
 
 
 def test_hub_loader_on_a_local_fixture_and_its_errors(tmp_path):
-    rows = limr_lm.load_limr_rows(str(FIXTURE))
+    rows = load_limr_rows(str(FIXTURE))
     assert [r["answer"] for r in rows] == ["5", "(5,7)", "2\\sqrt{3}"]  # the empty answer is skipped
     data, (reward,) = build_task("limr_hub", path=str(FIXTURE), n_train=2, seed=0)
     assert len(data) == 2 and data[0]["prompt"][0]["content"] == limr_lm.SYSTEM_PROMPT
@@ -60,9 +62,9 @@ def test_hub_loader_on_a_local_fixture_and_its_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x", "answer": "1"}\n')
     with pytest.raises(ValueError, match="prompt/problem/question"):
-        limr_lm.load_limr_rows(str(bad))
+        load_limr_rows(str(bad))
     with pytest.raises(FileNotFoundError):
-        limr_lm.load_limr_rows(str(tmp_path / "missing.jsonl"))
+        load_limr_rows(str(tmp_path / "missing.jsonl"))
     with pytest.warns(UserWarning, match="offline_fallback"):
         data, _ = build_task("limr_hub", path=str(tmp_path / "missing.json"), n_train=3, offline_fallback=True)
     assert len(data) == 3
@@ -82,7 +84,7 @@ def test_smoke_trl_run_records_every_sample_every_epoch(tmp_path):
     holds one entry per rollout, and LIM scores every sample."""
     out = tmp_path / "lm.json"
     r = limr_lm.run("smoke", out=str(out))
-    p = limr_lm.PRESETS["smoke"]
+    p = LM_SIZES["smoke"]
     acc = np.array(r["acc_matrix"], dtype=float)
     assert acc.shape == (p["n_pool"], p["epochs"]) and not np.isnan(acc).any()
     assert sum(r["per_epoch"]["rollouts"]) == p["n_pool"] * p["epochs"] * p["num_generations"]

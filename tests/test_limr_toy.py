@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from alignkit.experiments import limr_toy
+from alignkit.chapters.limr import toy as limr_toy
+from alignkit.chapters.limr.config import TOY_SIZES
 from alignkit.grpo import GRPOConfig
 from alignkit.selection import lim_scores, lim_select
 from alignkit.toy_arithmetic import carries, sft_mix
@@ -21,7 +22,7 @@ def test_sft_mix_keeps_all_easy_and_few_carry_problems():
 def test_calibrated_toy_keeps_a_proper_subset_at_smoke():
     """Before calibration LIM kept 127 of 128 problems; now some are always solved (score 0) and
     LIM at 0.6 keeps between 5% and 50% of the pool."""
-    p = limr_toy.PRESETS["smoke"]
+    p = TOY_SIZES["smoke"]
     _, _, pool, acc = limr_toy.scoring_run(0, p, GRPOConfig(**limr_toy.GRPO_SETTINGS))
     scores = lim_scores(acc)
     kept = len(lim_select(scores, limr_toy.LIM_THRESHOLD))

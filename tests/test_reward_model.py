@@ -1,18 +1,18 @@
-"""Chapter 5: reward-model helpers (Bradley-Terry head, frozen features, TRL RewardTrainer)."""
+"""Chapters 1 and 5: reward-model helpers (Bradley-Terry head, frozen features, TRL RewardTrainer)."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.special import logit
 
+from alignkit.chapters.trilemma.style_pairs import two_group_preferences
 from alignkit.reward_model import (
-    build_reward_trainer,
     last_token_features,
     load_reward_model,
     score_texts,
     train_bt_head,
 )
-from alignkit.synthetic_preferences import two_group_preferences
+from alignkit.training import build_reward_trainer
 
 
 def test_bt_head_recovers_the_pooled_logit():

@@ -34,11 +34,11 @@ def test_checked_reward_rejects_nan_and_wrong_length():
 
 
 def test_grpo_config_sets_paper_critical_fields_and_rejects_unknown(tmp_path):
-    cfg = training.grpo_config(get_scale("smoke"), tmp_path, beta=0.04)
+    cfg = training.grpo_config(tmp_path, scale=get_scale("smoke"), beta=0.04)
     assert (cfg.beta, cfg.loss_type, cfg.temperature, cfg.num_generations) == (0.04, "grpo", 1.0, 4)
     assert cfg.max_completion_length == 16 and cfg.gradient_checkpointing is False
     with pytest.raises(TypeError, match="num_generationz"):
-        training.grpo_config(get_scale("smoke"), tmp_path, num_generationz=3)
+        training.grpo_config(tmp_path, scale=get_scale("smoke"), num_generationz=3)
 
 
 def test_empty_dataset_is_refused(tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from alignkit import trilemma_sim as sim
-from alignkit.synthetic_preferences import (
+from alignkit.chapters.trilemma import simulation as sim
+from alignkit.chapters.trilemma.style_pairs import (
     population_casual_rate,
     style_pairs,
     two_group_preferences,

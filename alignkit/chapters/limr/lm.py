@@ -13,9 +13,9 @@ message that shows the box (``USER_SUFFIX``): without it the 135M model almost n
 ``\\boxed{}`` in 32 tokens, every reward is -1, every group has zero spread, and GRPO learns
 nothing (measured: 0 of 32 samples boxed with the system prompt alone, about 9% with the suffix).
 
-    python -m alignkit.experiments.limr_lm --scale smoke|cpu [--out results/02_limr/lm_<scale>.json]
+    python -m alignkit.chapters.limr.lm --scale smoke|cpu [--out results/02_limr/lm_<scale>.json]
 
-Also registers the recipe tasks ``limr_arithmetic`` (these problems) and ``limr_hub`` (the
+Also defines the recipe tasks ``limr_arithmetic`` (these problems) and ``limr_hub`` (the
 released LIMR / MATH sets from the hub or a local JSON file in the same schema).
 """
 
@@ -26,11 +26,10 @@ import random
 import tempfile
 import time
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from alignkit.tasks import register_task
+from alignkit.chapters.limr.config import LM_SIZES, lm_sizes
 
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # the paper's
 USER_SUFFIX = "\nGive a short answer and end with the final number in \\boxed{}, for example \\boxed{7}."
@@ -109,7 +108,6 @@ def _limr_reward_fn(wrap_dollars: bool):
     return reward
 
 
-@register_task("limr_arithmetic")
 def limr_arithmetic_task(n_train: int = 16, seed: int = 0, system_prompt: str = SYSTEM_PROMPT,
                          user_suffix: str = USER_SUFFIX, wrap_dollars: bool = True):
     """Chapter 2's offline task: generated word problems, LIMR's boxed-answer prompt and reward."""
@@ -121,29 +119,6 @@ def limr_arithmetic_task(n_train: int = 16, seed: int = 0, system_prompt: str = 
     return Dataset.from_list(rows), [_limr_reward_fn(wrap_dollars)]
 
 
-def load_limr_rows(path: str = "GAIR/LIMR", split: str = "train") -> list[dict]:
-    """Rows ``{"question", "answer"}`` of the released LIMR set (hub id) or a local .json/.jsonl file
-    in the same schema (a ``prompt`` / ``problem`` / ``question`` column and an ``answer`` column)."""
-    from datasets import load_dataset
-
-    if Path(path).suffix in (".json", ".jsonl"):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no LIMR data file at {path}")
-        data = load_dataset("json", data_files=str(path), split="train")
-    else:
-        data = load_dataset(path, split=split)
-    cols = data.column_names
-    qcol = next((c for c in ("prompt", "problem", "question") if c in cols), None)
-    if qcol is None or "answer" not in cols:
-        raise ValueError(f"{path}: need a prompt/problem/question column and an answer column, got {cols}")
-    rows = [{"question": str(r[qcol]), "answer": str(r["answer"])} for r in data
-            if str(r["answer"]).strip()]  # math.8k has 2 empty answers: unscorable, skipped
-    if not rows:
-        raise ValueError(f"{path} has no rows with a non-empty answer")
-    return rows
-
-
-@register_task("limr_hub")
 def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/LIMR", split: str = "train",
                   system_prompt: str = SYSTEM_PROMPT, wrap_dollars: bool = True, offline_fallback: bool = False):
     """The paper's data: GAIR/LIMR (1,389 problems) or any file in its schema, the paper's prompt,
@@ -155,6 +130,8 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
     import warnings
 
     from datasets import Dataset
+
+    from alignkit.data import load_limr_rows
 
     try:
         rows = load_limr_rows(path, split)
@@ -175,33 +152,18 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
 # The experiment
 # ---------------------------------------------------------------------------------------------
 
-# pool size, epochs over it, prompts per GRPO step, rollouts per prompt, lengths, eval size; shots: 0 = the
-# paper's prompt + USER_SUFFIX, 1 = also the worked example ONE_SHOT (--shots 1)
-PRESETS = {
-    "smoke": dict(n_pool=2, epochs=2, prompts_per_step=2, num_generations=4, max_completion_length=16,
-                  n_eval=2, learning_rate=5e-4, temperature=1.0, shots=0),
-    "cpu": dict(n_pool=8, epochs=5, prompts_per_step=2, num_generations=8, max_completion_length=32,
-                n_eval=16, learning_rate=5e-4, temperature=1.0, shots=0),
-}
 EVAL_SEED = 10_000  # held-out problems come from another seed of the same generator
 
 
 def greedy_eval(model, tokenizer, rows: list[dict], max_new_tokens: int) -> dict:
     """Greedy answers to chat ``rows``: format rate (reward > -1), accuracy (reward == 1), mean
     reward and a few example texts. Used before and after training."""
-    import torch
-
+    from alignkit.generation import greedy_completions
     from alignkit.rewards import limr_math_reward
 
-    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
-    model.eval()
-    with torch.no_grad():
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id)
-    completions = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=max_new_tokens,
+                                     batch_size=len(rows))
     rewards = [limr_math_reward(c, r["answer"]) for c, r in zip(completions, rows, strict=True)]
-    model.train()
     return {"format": float(np.mean([x > -1 for x in rewards])), "accuracy": float(np.mean([x == 1 for x in rewards])),
             "reward": float(np.mean(rewards)), "examples": completions[:4]}
 
@@ -220,20 +182,20 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
         shots: int | None = None) -> dict:
     """Train, record, score; write the results JSON atomically and return it (``shots`` overrides
     the preset's number of worked examples in the prompt)."""
-    import torch
     from datasets import Dataset
 
     from alignkit.io import atomic_write_json
+    from alignkit.runtime import results_root, seed_everything
     from alignkit.scale import get_scale
     from alignkit.selection import lim_scores, lim_select
     from alignkit.training import build_grpo_trainer, log_frame, train
     from alignkit.trajectories import TrajectoryRecorder
 
-    p = dict(PRESETS[scale_name])
+    p = lm_sizes(scale_name)
     if shots is not None:
         p["shots"] = shots
     scale = get_scale(scale_name)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     t0 = time.time()
     probs = word_problems(p["n_pool"], seed)
     rows = chat_rows([x["question"] for x in probs], [x["answer"] for x in probs], user_suffix=USER_SUFFIX,
@@ -245,6 +207,8 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     g, k = p["num_generations"], p["prompts_per_step"]
     steps = p["epochs"] * (p["n_pool"] // k)
     with tempfile.TemporaryDirectory() as tmp:
+        # GRPO_DEFAULTS (the GRPO algorithm) with this track's sizes; not the paper's PAPER_GRPO (its
+        # temperature 1.2 and KL suit a 7B math model, see config.LM_SIZES)
         trainer = build_grpo_trainer(scale.model, rec.wrap(_limr_reward_fn(True)), Dataset.from_list(rows),
                                      scale=scale, output_dir=tmp, seed=seed, callbacks=[rec.callback()],
                                      num_generations=g, per_device_train_batch_size=g * k,
@@ -271,7 +235,7 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
                       for r in log.to_dict("records")] if len(log) else [],
         "seconds": {"train": round(train_s, 1), "total": round(time.time() - t0, 1)},
     }
-    atomic_write_json(out or f"results/02_limr/lm_{scale_name}.json", result)
+    atomic_write_json(out or results_root() / "02_limr" / f"lm_{scale_name}.json", result)
     return result
 
 
@@ -280,7 +244,7 @@ def main(argv=None) -> dict:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", choices=sorted(PRESETS), default="smoke")
+    ap.add_argument("--scale", choices=sorted(LM_SIZES), default="smoke")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--shots", type=int, choices=(0, 1), default=None, help="worked examples in the prompt")

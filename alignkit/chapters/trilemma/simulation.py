@@ -1,6 +1,6 @@
 """Seeded Monte Carlo simulations of the RLHF trilemma's three properties.
 
-Chapter 5 introduces this module. Each simulation illustrates one mechanism under assumptions
+Each simulation illustrates one mechanism under assumptions
 it states (the paper, arXiv 2511.19504, is a position paper without experiments): a
 homogeneous annotator pool cannot represent a diverse population however many labels it
 gives (representativeness); per-context preferences need samples that double with each binary

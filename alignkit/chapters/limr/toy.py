@@ -14,7 +14,7 @@ curve rising from ~0.5 to ~0.7), and LIM at 0.6 then keeps 12-15% of the pool (p
 7,935 scored = 17.5%). We select at the paper's 0.6 and also report the threshold that would keep
 17.5%.
 
-    python -m alignkit.experiments.limr_toy --scale smoke|cpu [--out results/02_limr/toy_<scale>.json]
+    python -m alignkit.chapters.limr.toy --scale smoke|cpu [--out results/02_limr/toy_<scale>.json]
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ import time
 import numpy as np
 import torch
 
+from alignkit.chapters.limr.config import TOY_SIZES, toy_sizes
 from alignkit.grpo import GRPOConfig, train_grpo
 from alignkit.io import atomic_write_json
+from alignkit.runtime import results_root
 from alignkit.selection import lim_scores, lim_select, linear_scores, random_subset
 from alignkit.stats import fmt_ci, mean_ci
 from alignkit.toy_arithmetic import (
@@ -41,11 +43,6 @@ from alignkit.toy_arithmetic import (
 )
 from alignkit.trajectories import TrajectoryRecorder
 
-PRESETS = {  # sizes per scale: pool, epochs of the scoring run, retraining steps, seeds
-    "smoke": dict(n_sft=6000, n_pool=128, n_eval=300, sft_steps=400, epochs=4, steps=32, seeds=(0,)),
-    "cpu": dict(n_sft=6000, n_pool=256, n_eval=500, sft_steps=400, epochs=8, steps=128,
-                seeds=(0, 1, 2, 3, 4)),
-}
 CARRY_FRACTION = 0.05  # share of carry problems kept in the pretraining mix
 LIM_THRESHOLD, LINEAR_THRESHOLD = 0.6, 0.7  # the paper's thresholds
 PAPER_KEPT_FRACTION = 1389 / 7935  # LIMR / prompts the release scored
@@ -99,12 +96,12 @@ def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
 def main(argv=None) -> dict:
     """Run the pipeline at a scale, print a table and write the results JSON atomically."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", choices=sorted(PRESETS), default="smoke")
+    ap.add_argument("--scale", choices=sorted(TOY_SIZES), default="smoke")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seeds", type=int, nargs="*", default=None, help="override the preset's seeds")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    p, cfg = dict(PRESETS[args.scale]), GRPOConfig(**GRPO_SETTINGS)
+    p, cfg = toy_sizes(args.scale), GRPOConfig(**GRPO_SETTINGS)
     if args.seeds:
         p["seeds"] = tuple(args.seeds)
     t0 = time.time()
@@ -124,7 +121,7 @@ def main(argv=None) -> dict:
               "grpo": cfg.__dict__, "lim_threshold": LIM_THRESHOLD, "linear_threshold": LINEAR_THRESHOLD,
               "summary": {k: {kk: clean(vv) for kk, vv in v.items()} for k, v in summary.items()},
               "runs": [{**r, "acc": {k: clean(v) for k, v in r["acc"].items()}} for r in runs]}
-    atomic_write_json(args.out or f"results/02_limr/toy_{args.scale}.json", result)
+    atomic_write_json(args.out or results_root() / "02_limr" / f"toy_{args.scale}.json", result)
     return result
 
 

@@ -1,7 +1,7 @@
 """Chapter 1's experiment: the agreement study and GRPO-BLEU vs GRPO-RM vs SFT, end to end.
 
-    python -m alignkit.experiments.bleuberi --scale cpu      # ~40 min on one CPU thread
-    python -m alignkit.experiments.bleuberi --scale smoke    # ~1-2 min, every code path
+    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 44 min on 2 quiet cores
+    python -m alignkit.chapters.bleuberi.experiment --scale smoke    # ~1-2 min, every code path
 
 Stages, each saved atomically under ``runs/01_bleuberi/<scale>/`` so that an interrupted run
 resumes where it stopped (finished seeds are skipped):
@@ -18,7 +18,7 @@ resumes where it stopped (finished seeds are skipped):
    length).
 
 The summary goes to ``results/01_bleuberi/experiment_<scale>.json``; the notebook reads it.
-The task ``bleuberi`` (for recipes) is registered at the bottom of this module.
+Sizes per scale and the paper's GRPO fields: :mod:`alignkit.chapters.bleuberi.config`.
 """
 
 from __future__ import annotations
@@ -26,118 +26,34 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from alignkit.chapters.bleuberi.config import (
+    CHAPTER,
+    METHODS,
+    PAPER_GRPO,
+    ExperimentConfig,
+    experiment_path,
+    run_fields,
+    sizes,
+)
 from alignkit.io import atomic_write_json
-from alignkit.tasks import register_task
-
-CHAPTER = "01_bleuberi"
-METHODS = ("grpo_bleu", "grpo_rm", "sft")
-REPO = Path(__file__).resolve().parents[2]
-METHOD_LABELS = {"base": "base model", "grpo_bleu": "GRPO-BLEU (BLEUBERI)", "grpo_rm": "GRPO-RM", "sft": "SFT"}
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Sizes of the experiment at one scale (the paper's values in the field comments).
-
-    Attributes:
-        model: policy (and reward-model backbone) short name or hub id.
-        pool: training prompts scored for hard selection (paper: 50,000).
-        k_hard: hard prompts kept (paper: 5,000); GRPO and SFT run one epoch over them.
-        prompts_per_step: prompts per optimizer step (paper: 4).
-        num_generations: GRPO group size G (paper: 8).
-        max_completion_length: new tokens per completion, also in evaluation (paper: 512).
-        n_refs: references per prompt in the BLEU reward and SFT (paper Table 1: 1, gold).
-        n_agree, agree_samples: held-out prompts and sampled answers each for the agreement pairs.
-        rm_pairs: preference pairs (of 150) the reward model is fitted on.
-        n_eval: held-out prompts for the evaluation (disjoint from the agreement prompts).
-        lr: learning rate of the LoRA adapter, the same for GRPO and SFT (paper: 1e-6 GRPO and
-            5e-6 SFT, full fine-tuning).
-        seeds: one GRPO-BLEU, GRPO-RM and SFT run per seed.
-    """
-
-    model: str
-    pool: int
-    k_hard: int
-    prompts_per_step: int
-    num_generations: int
-    max_completion_length: int
-    n_refs: int
-    n_agree: int
-    agree_samples: int
-    rm_pairs: int
-    n_eval: int
-    lr: float
-    seeds: tuple[int, ...]
-
-    @property
-    def steps(self) -> int:
-        """Optimizer steps of every training run: one epoch over the hard subset."""
-        return max(1, self.k_hard // self.prompts_per_step)
-
-
-CONFIGS = {
-    "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
-                              max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
-                              n_eval=4, lr=5e-4, seeds=(0,)),
-    # sized for ~30 min on 2 quiet CPU cores: 16 hard prompts (the lowest-BLEU quarter of 64), so
-    # every run takes 16 steps of 8 completions
-    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=16, prompts_per_step=1, num_generations=8,
-                            max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
-                            n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
-    # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
-    "gpu": ExperimentConfig(model="Qwen/Qwen2.5-1.5B-Instruct", pool=600, k_hard=256, prompts_per_step=4,
-                            num_generations=8, max_completion_length=256, n_refs=4, n_agree=75, agree_samples=8,
-                            rm_pairs=150, n_eval=75, lr=5e-5, seeds=(0, 1, 2)),
-}
-
-
-def get_config(scale: str) -> ExperimentConfig:
-    """The experiment sizes for ``scale``; cluster scale uses the recipes instead."""
-    if scale not in CONFIGS:
-        raise ValueError(f"no experiment config for scale {scale!r}; accepted: {', '.join(CONFIGS)} "
-                         "(cluster scale: train with `python -m alignkit train 01_bleuberi/cluster.yaml`)")
-    return CONFIGS[scale]
-
-
-def experiment_path(scale: str) -> Path:
-    """Where the summary of ``scale`` lives: ``results/01_bleuberi/experiment_<scale>.json``, except
-    smoke, which goes to ``runs/01_bleuberi/smoke/`` (git-ignored: smoke numbers mean little)."""
-    if scale == "smoke":
-        return REPO / "runs" / CHAPTER / "smoke" / "experiment_smoke.json"
-    return REPO / "results" / CHAPTER / f"experiment_{scale}.json"
-
-
-def grpo_overrides(cfg: ExperimentConfig) -> dict:
-    """Every paper-critical GRPOConfig field, set explicitly (TRL's defaults drift between versions)."""
-    return dict(
-        num_generations=cfg.num_generations,  # paper: G = 8
-        per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,  # paper: 8 x GA 4 = 4 prompts
-        gradient_accumulation_steps=1,  # paper: 4 (cpu: one step = prompts_per_step groups)
-        temperature=0.9,  # paper: 0.9
-        top_p=1.0,  # paper: 1.0 (TRL 0.17 default)
-        top_k=50,  # paper: 50 (TRL 0.17 default; TRL 1.x defaults to 0 = off)
-        beta=0.04,  # paper: not set -> 0.04 (TRL 0.17 default; TRL >= 0.19 defaults to 0)
-        loss_type="bnpo",  # paper: bnpo (TRL 0.17 default; TRL 1.x defaults to dapo)
-        scale_rewards="group",  # paper: scale_rewards=True, i.e. divide by the group std
-        epsilon=0.2,  # paper: 0.2
-        num_iterations=1,  # paper: 1 (on-policy)
-        max_completion_length=cfg.max_completion_length,  # paper: 512 (cpu: 48)
-        learning_rate=cfg.lr,  # paper: 1e-6 full fine-tuning (here a LoRA adapter)
-        lr_scheduler_type="constant",  # paper: constant_with_warmup, warmup 5% (0 steps at cpu)
-        warmup_steps=0,
-        max_grad_norm=0.2,  # paper: 0.2
-        max_steps=cfg.steps,  # paper: 1 epoch over 5K prompts = 1,250 steps
-    )
-
+from alignkit.runtime import runs_root
+from alignkit.training import grpo_settings
 
 # ---------------------------------------------------------------------------------------------
 # stages
 # ---------------------------------------------------------------------------------------------
+
+
+def grpo_run_config(cfg: ExperimentConfig) -> dict:
+    """The paper-critical GRPO fields one run trains with (recorded in the summary): the paper's
+    algorithm (:data:`PAPER_GRPO`) and the sizes of ``cfg``, without bookkeeping."""
+    merged = grpo_settings(paper=PAPER_GRPO, **run_fields(cfg))
+    return {k: merged[k] for k in (*PAPER_GRPO, *run_fields(cfg))}
 
 
 def _parts(out_dir: Path) -> Path:
@@ -206,13 +122,13 @@ def _eval_rows(cfg):
 
 def stage_base(cfg: ExperimentConfig) -> dict:
     """Base model: greedy held-out evaluation and sampled answers for the agreement pairs."""
-    from alignkit.bleuberi import evaluate_answers, greedy_answers
-    from alignkit.generation import sample_completions
+    from alignkit.chapters.bleuberi.evaluation import evaluate_answers
+    from alignkit.generation import greedy_completions, sample_completions
 
     model, tok = _policy(cfg.model, lora=False)
     ev = _eval_rows(cfg)
-    answers = greedy_answers(model, tok, [r["prompt"][0]["content"] for r in ev],
-                             max_new_tokens=cfg.max_completion_length)
+    answers = greedy_completions(model, tok, [r["prompt"][0]["content"] for r in ev],
+                                 max_new_tokens=cfg.max_completion_length)
     ag = _agree_rows(cfg)
     samples = sample_completions(model, tok, [r["prompt"][0]["content"] for r in ag], n=cfg.agree_samples,
                                  max_new_tokens=cfg.max_completion_length, temperature=0.9, top_p=1.0,
@@ -228,7 +144,7 @@ def load_or_train_rm(cfg: ExperimentConfig, out_dir: Path, log=print):
     """The reward model (frozen backbone + linear head); the head is saved, so it trains once."""
     import torch
 
-    from alignkit.bleuberi import train_instruction_rm
+    from alignkit.chapters.bleuberi.baselines import train_instruction_rm
     from alignkit.data import read_instruction_rows
     from alignkit.reward_model import load_reward_model
 
@@ -252,7 +168,8 @@ def load_or_train_rm(cfg: ExperimentConfig, out_dir: Path, log=print):
 
 def stage_agreement(cfg: ExperimentConfig, base: dict, out_dir: Path, log=print) -> dict:
     """The agreement table (claim 1) on verifier-labelled pairs of base-model answers."""
-    from alignkit.bleuberi import agreement_table, metric_scores, rm_scorer, verifier_pairs
+    from alignkit.chapters.bleuberi.agreement import agreement_table, metric_scores, verifier_pairs
+    from alignkit.chapters.bleuberi.baselines import rm_scorer
 
     rows = _agree_rows(cfg)
     pairs = verifier_pairs(rows, base["agree_samples"], max_pairs_per_prompt=cfg.agree_samples * (cfg.agree_samples - 1) // 2)
@@ -287,17 +204,12 @@ def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], o
     """Train one model (``grpo_bleu``, ``grpo_rm`` or ``sft``) with ``seed`` and evaluate it."""
     from datasets import Dataset
 
-    from alignkit.bleuberi import (
-        build_sft_trainer,
-        evaluate_answers,
-        greedy_answers,
-        rm_reward,
-        sft_rows,
-    )
+    from alignkit.chapters.bleuberi.baselines import rm_reward, sft_rows
+    from alignkit.chapters.bleuberi.evaluation import evaluate_answers
+    from alignkit.generation import greedy_completions
     from alignkit.rewards import make_text_reward
     from alignkit.runtime import seed_everything
-    from alignkit.scale import current_scale
-    from alignkit.training import build_grpo_trainer
+    from alignkit.training import build_grpo_trainer, build_sft_trainer
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
@@ -305,22 +217,21 @@ def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], o
     model, tok = _policy(cfg.model, lora=True)
     run_dir = out_dir / f"{method}_seed{seed}"
     if method == "sft":
+        # the paper's SFT: completion-only loss, max_grad_norm 0.2 (lr 5e-6 full fine-tuning; here LoRA)
         trainer = build_sft_trainer(model, tok, sft_rows(hard, n_refs=cfg.n_refs), output_dir=str(run_dir),
-                                    max_steps=cfg.steps, batch_size=cfg.prompts_per_step * cfg.n_refs,
-                                    learning_rate=cfg.lr, seed=seed)
+                                    max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.n_refs,
+                                    learning_rate=cfg.lr, max_grad_norm=0.2, seed=seed)
     else:
         reward = make_text_reward("bleu") if method == "grpo_bleu" else rm_reward(*load_or_train_rm(cfg, out_dir, log)[:2])
-        scale = current_scale().replace(model=cfg.model)
-        trainer = build_grpo_trainer(model, [reward], Dataset.from_list(hard), scale=scale, output_dir=str(run_dir),
-                                     seed=seed, tokenizer=tok, disable_tqdm=True,
-                                     **{k: v for k, v in grpo_overrides(cfg).items() if k != "beta"},
-                                     beta=grpo_overrides(cfg)["beta"])
+        trainer = build_grpo_trainer(model, [reward], Dataset.from_list(hard), output_dir=str(run_dir),
+                                     paper=PAPER_GRPO, seed=seed, tokenizer=tok, disable_tqdm=True,
+                                     **run_fields(cfg))
     trainer.train()
     curves = _curves(trainer)
     policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
     ev = _eval_rows(cfg)
-    answers = greedy_answers(policy, tok, [r["prompt"][0]["content"] for r in ev],
-                             max_new_tokens=cfg.max_completion_length)
+    answers = greedy_completions(policy, tok, [r["prompt"][0]["content"] for r in ev],
+                                 max_new_tokens=cfg.max_completion_length)
     return {"method": method, "seed": seed, "curves": curves, "eval": evaluate_answers(answers, ev),
             "answers": answers}
 
@@ -347,8 +258,8 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
 
     from alignkit.ledger import git_commit
 
-    cfg = get_config(scale)
-    out_dir = Path(out_dir) if out_dir else REPO / "runs" / CHAPTER / scale
+    cfg = sizes(scale)
+    out_dir = Path(out_dir) if out_dir else runs_root() / CHAPTER / scale
     path = Path(results_dir) / f"experiment_{scale}.json" if results_dir else experiment_path(scale)
     parts = _parts(out_dir)
     t0 = time.time()
@@ -365,8 +276,8 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
                                 lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log, conf,
                                 AGREEMENT_ONLY))
     result = {"chapter": CHAPTER, "scale": scale, "commit": git_commit(), "config": asdict(cfg),
-              "steps": cfg.steps, "grpo_config": grpo_overrides(cfg), "torch_threads": torch.get_num_threads(),
-              "command": f"python -m alignkit.experiments.bleuberi --scale {scale}",
+              "steps": cfg.steps, "grpo_config": grpo_run_config(cfg), "torch_threads": torch.get_num_threads(),
+              "command": f"python -m alignkit.chapters.bleuberi.experiment --scale {scale}",
               "selection": {k: selection[k] for k in ("indices", "scores", "threshold", "ids")},
               "hard_examples": [{"prompt": h["prompt"][0]["content"], "reference": h["references"][0],
                                  "base_output": selection["outputs"][i]}
@@ -382,60 +293,21 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# the recipe task
-# ---------------------------------------------------------------------------------------------
-
-
-@register_task("bleuberi")
-def bleuberi_task(n_train: int = 600, seed: int = 0, source: str = "offline", n_refs: int = 4,
-                  references: tuple[str, ...] = ("gold",)):
-    """Chapter 1's GRPO task: instructions with a ``references`` column and the BLEU reward.
-
-    ``source="offline"`` uses the project's instruction set (``train`` split, ``n_refs``
-    references each); ``source="hub"`` loads ``yapeichang/BLEUBERI-Tulu3-50k`` with the named
-    ``references`` (the paper's Table 1 uses ``("gold",)``); ``source="auto"`` is hub unless
-    ``HF_HUB_OFFLINE`` is set, then offline (and says so). Rows are shuffled with ``seed``.
-    """
-    from datasets import Dataset
-
-    from alignkit.data import load_bleuberi, read_instruction_rows
-    from alignkit.rewards import make_text_reward
-
-    if n_train < 1:
-        raise ValueError(f"n_train must be >= 1, got {n_train}")
-    if source == "auto":
-        from alignkit.runtime import hub_offline
-
-        source = "offline" if hub_offline() else "hub"
-        if source == "offline":
-            print("bleuberi task: HF_HUB_OFFLINE is set, using the offline instruction set")
-    if source == "offline":
-        rows = [{"prompt": r["prompt"], "references": r["references"][:n_refs]} for r in read_instruction_rows("train")]
-        data = Dataset.from_list(rows)
-    elif source == "hub":
-        data = load_bleuberi(list(references)).select_columns(["prompt", "references"])
-    else:
-        raise ValueError(f"unknown source {source!r}; accepted: offline, hub, auto")
-    data = data.shuffle(seed=seed).select(range(min(n_train, len(data))))
-    return data, [make_text_reward("bleu")]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="BLEUBERI chapter experiment (agreement + training comparison)")
     parser.add_argument("--scale", default=None, help="smoke, cpu or gpu (default: ALIGNKIT_SCALE or cpu)")
     parser.add_argument("--out-dir", default=None, help="checkpoints and per-stage files (default runs/01_bleuberi/SCALE)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    import os
-
     import torch
 
+    from alignkit.scale import current_scale, get_scale
+
+    scale = get_scale(args.scale) if args.scale else current_scale()  # an unknown name: a clear error
+    sizes(scale.name)  # and a scale this experiment does not size, before anything loads
     if args.threads:
         torch.set_num_threads(args.threads)
-    scale = args.scale or os.environ.get("ALIGNKIT_SCALE") or "cpu"
-    os.environ["ALIGNKIT_SCALE"] = scale if scale in ("smoke", "cpu", "gpu", "cluster") else "cpu"
-    run_experiment(scale, out_dir=args.out_dir)
+    run_experiment(scale.name, out_dir=args.out_dir)
 
 
 if __name__ == "__main__":

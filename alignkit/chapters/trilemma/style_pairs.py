@@ -1,6 +1,6 @@
 """Synthetic two-group preference pairs: a majority that likes formal answers, a minority that likes casual ones.
 
-Chapter 5 introduces this generator for its reward-model experiment (the RLHF trilemma's
+Chapter 5's reward-model experiment uses this generator (the RLHF trilemma's
 "preference collapse" on a real model). Every pair answers the same question in two styles with
 the same content, so the only thing a reward model can learn is the style that annotators
 prefer. Each label comes from an annotator drawn from the population: with probability

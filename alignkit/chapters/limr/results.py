@@ -1,8 +1,8 @@
 """Load chapter 2's experiment results, running the experiment first when they are missing.
 
 The notebook ``02_limr.ipynb`` reads ``results/02_limr/toy_<scale>.json`` (the toy pipeline,
-``alignkit.experiments.limr_toy``) and ``results/02_limr/lm_<scale>.json`` (the real-LM track,
-``alignkit.experiments.limr_lm``). At ``cpu`` scale these come from the long command-line runs;
+``alignkit.chapters.limr.toy``) and ``results/02_limr/lm_<scale>.json`` (the real-LM track,
+``alignkit.chapters.limr.lm``). At ``cpu`` scale these come from the long command-line runs;
 at ``smoke`` the notebook reruns them (seconds) so that CI exercises the code.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alignkit.io import read_json
-from alignkit.ledger import results_root
+from alignkit.runtime import results_root
 
 KINDS = ("toy", "lm")
 
@@ -26,15 +26,14 @@ def results_path(kind: str, scale: str) -> Path:
 def load_or_run(kind: str, scale: str, *, rerun: bool = False) -> dict:
     """The results of experiment ``kind`` ("toy" or "lm") at ``scale``; runs it (and writes the
     file atomically) when the file is missing or ``rerun`` is true."""
-    from alignkit.experiments import limr_lm, limr_toy
+    from alignkit.chapters.limr import lm as limr_lm
+    from alignkit.chapters.limr import toy as limr_toy
+    from alignkit.chapters.limr.config import lm_sizes, toy_sizes
 
-    presets = limr_toy.PRESETS if kind == "toy" else limr_lm.PRESETS
     path = results_path(kind, scale)
     if path.is_file() and not rerun:
         return read_json(path)
-    if scale not in presets:
-        raise ValueError(f"no {kind} preset for scale {scale!r} (have {sorted(presets)}); at gpu/cluster scale "
-                         f"train with the recipes in alignkit/recipes/02_limr/")
+    (toy_sizes if kind == "toy" else lm_sizes)(scale)  # a scale the chapter does not size: a clear error
     if kind == "toy":
         limr_toy.main(["--scale", scale, "--out", str(path)])
     else:

@@ -1,0 +1,121 @@
+"""Chapter 1 (BLEUBERI): the paper's GRPO fields and the experiment's sizes per scale.
+
+Two tables, each the one place for what it holds:
+
+* :data:`PAPER_GRPO`: the GRPO fields of the released training script (``training/grpo.sh`` in
+  lilakk/BLEUBERI, TRL 0.17), each with the paper's value; the experiment and the recipes
+  ``01_bleuberi/{gpu,cluster}.yaml`` all take them from here.
+* :data:`SIZES`: model, prompts, steps and lengths at ``smoke``, ``cpu`` and ``gpu`` scale, read
+  with :func:`sizes` (cluster scale trains with the recipe instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alignkit.runtime import results_root, runs_root
+from alignkit.scale import sizes_for
+
+CHAPTER = "01_bleuberi"
+METHODS = ("grpo_bleu", "grpo_rm", "sft")
+METHOD_LABELS = {"base": "base model", "grpo_bleu": "GRPO-BLEU (BLEUBERI)", "grpo_rm": "GRPO-RM", "sft": "SFT"}
+
+# lilakk/BLEUBERI training/grpo.sh (TRL 0.17): the fields that define the algorithm. Sizes, lengths,
+# learning rate and schedule depend on the scale: see SIZES and the recipes.
+PAPER_GRPO: dict = dict(
+    num_generations=8,  # paper: G = 8
+    temperature=0.9,  # paper: 0.9
+    top_p=1.0,  # paper: 1.0 (TRL 0.17 default)
+    top_k=50,  # paper: 50 (TRL 0.17 default; TRL 1.x defaults to 0 = off)
+    beta=0.04,  # paper: not set -> 0.04 (TRL 0.17 default; TRL >= 0.19 defaults to 0)
+    loss_type="bnpo",  # paper: bnpo (TRL 0.17 default; TRL 1.x defaults to dapo)
+    scale_rewards="group",  # paper: scale_rewards=True, i.e. divide by the group std
+    epsilon=0.2,  # paper: 0.2
+    num_iterations=1,  # paper: 1 (on-policy)
+    max_grad_norm=0.2,  # paper: 0.2
+)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Sizes of the experiment at one scale (the paper's values in the field comments).
+
+    Attributes:
+        model: policy (and reward-model backbone) short name or hub id.
+        pool: training prompts scored for hard selection (paper: 50,000).
+        k_hard: hard prompts kept (paper: 5,000); GRPO and SFT run one epoch over them.
+        prompts_per_step: prompts per optimizer step (paper: 4).
+        num_generations: GRPO group size G (paper: 8).
+        max_completion_length: new tokens per completion, also in evaluation (paper: 512).
+        n_refs: references per prompt in the BLEU reward and SFT (paper Table 1: 1, gold).
+        n_agree, agree_samples: held-out prompts and sampled answers each for the agreement pairs.
+        rm_pairs: preference pairs (of 150) the reward model is fitted on.
+        n_eval: held-out prompts for the evaluation (disjoint from the agreement prompts).
+        lr: learning rate of the LoRA adapter, the same for GRPO and SFT (paper: 1e-6 GRPO and
+            5e-6 SFT, full fine-tuning).
+        seeds: one GRPO-BLEU, GRPO-RM and SFT run per seed.
+    """
+
+    model: str
+    pool: int
+    k_hard: int
+    prompts_per_step: int
+    num_generations: int
+    max_completion_length: int
+    n_refs: int
+    n_agree: int
+    agree_samples: int
+    rm_pairs: int
+    n_eval: int
+    lr: float
+    seeds: tuple[int, ...]
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of every training run: one epoch over the hard subset."""
+        return max(1, self.k_hard // self.prompts_per_step)
+
+
+SIZES = {  # the experiment's sizes per scale, read with sizes()
+    "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
+                              max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
+                              n_eval=4, lr=5e-4, seeds=(0,)),
+    # sized for ~30 min on 2 quiet CPU cores: 16 hard prompts (the lowest-BLEU quarter of 64), so
+    # every run takes 16 steps of 8 completions
+    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=16, prompts_per_step=1, num_generations=8,
+                            max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
+                            n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
+    # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
+    "gpu": ExperimentConfig(model="Qwen/Qwen2.5-1.5B-Instruct", pool=600, k_hard=256, prompts_per_step=4,
+                            num_generations=8, max_completion_length=256, n_refs=4, n_agree=75, agree_samples=8,
+                            rm_pairs=150, n_eval=75, lr=5e-5, seeds=(0, 1, 2)),
+}
+
+
+def sizes(scale: str) -> ExperimentConfig:
+    """The experiment's sizes at ``scale`` (``smoke``, ``cpu`` or ``gpu``)."""
+    return sizes_for(SIZES, scale, owner="chapter 1's experiment",
+                     hint="at cluster scale train with `python -m alignkit train 01_bleuberi/cluster.yaml`")
+
+
+def run_fields(cfg: ExperimentConfig) -> dict:
+    """The GRPO fields of one experiment run that depend on its sizes (the rest: :data:`PAPER_GRPO`)."""
+    return dict(
+        num_generations=cfg.num_generations,  # paper: G = 8
+        per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,  # paper: 8 x GA 4 = 4 prompts
+        gradient_accumulation_steps=1,  # paper: 4 (cpu: one step = prompts_per_step groups)
+        max_completion_length=cfg.max_completion_length,  # paper: 512 (cpu: 48)
+        learning_rate=cfg.lr,  # paper: 1e-6 full fine-tuning (here a LoRA adapter)
+        lr_scheduler_type="constant",  # paper: constant_with_warmup, warmup 5% (0 steps at cpu)
+        warmup_steps=0,
+        max_steps=cfg.steps,  # paper: 1 epoch over 5K prompts = 1,250 steps
+    )
+
+
+def experiment_path(scale: str) -> Path:
+    """Where the summary of ``scale`` lives: ``results/01_bleuberi/experiment_<scale>.json``, except
+    smoke, which goes to ``runs/01_bleuberi/smoke/`` (git-ignored: smoke numbers mean little)."""
+    if scale == "smoke":
+        return runs_root() / CHAPTER / "smoke" / "experiment_smoke.json"
+    return results_root() / CHAPTER / f"experiment_{scale}.json"
