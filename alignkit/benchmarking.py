@@ -82,10 +82,21 @@ class GRPOPhaseTimer:
     """
 
     PHASES = ("generation", "rewards", "logprobs_nograd", "loss_forward", "backward", "optimizer")
+    # TRL's private GRPOTrainer methods this timer wraps (no public hook exists for these phases;
+    # the optimiser is timed through the public on_pre_optimizer_step / on_optimizer_step callbacks,
+    # the backward pass through ``trainer.accelerator.backward``). tests/test_trl_hooks.py checks
+    # that each still exists on trl.GRPOTrainer and is really called during a step.
+    TRL_METHODS = ("_generate", "_calculate_rewards", "_get_per_token_logps_and_entropies")
 
     def __init__(self, trainer):
         from transformers import TrainerCallback
 
+        missing = [name for name in self.TRL_METHODS if not callable(getattr(trainer, name, None))]
+        if missing:
+            import trl
+
+            raise TypeError(f"{type(trainer).__name__} has no {missing}: GRPOPhaseTimer wraps these private "
+                            f"GRPOTrainer methods, which TRL {trl.__version__} renamed or removed")
         self.steps: list[dict[str, float]] = []
         self._current = dict.fromkeys(self.PHASES, 0.0)
         timer = self

@@ -11,9 +11,42 @@ model pickers (scale-out issue).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GIB = 2**30
+
+
+# ------------------------------------------------------------------ shared argument checks
+
+def _check_int(name: str, value, low: int) -> int:
+    """An int (not a bool) >= ``low``, else a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__}: {value!r:.80}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return value
+
+
+def _check_real(name: str, value, *, low: float = 0.0, low_open: bool = False) -> float:
+    """A finite real number (not a bool) >= ``low`` (> ``low`` with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r:.80}")
+    if not math.isfinite(value) or value < low or (low_open and value == low):
+        raise ValueError(f"{name} must be a finite number {'>' if low_open else '>='} {low:g}, got {value!r}")
+    return float(value)
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r:.80}")
+    return value
+
+
+def _check_arch(arch) -> Arch:
+    if not isinstance(arch, Arch):
+        raise TypeError(f"arch must be an alignkit.memory.Arch (see get_arch), got {type(arch).__name__}")
+    return arch
 
 # usable memory of common cards, GiB (marketing GB are 10^9 bytes)
 CARDS: dict[str, float] = {
@@ -70,6 +103,7 @@ class Arch:
 
     def lora_params(self, r: int) -> int:
         """Adapter parameters for rank ``r`` on every linear layer: r * (in + out) each."""
+        r = _check_int("r", r, 1)
         return self.layers * sum(r * (i + o) for i, o in self.linear_shapes().values())
 
 
@@ -94,6 +128,8 @@ ALIASES = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
 
 def get_arch(model: str) -> Arch:
     """The architecture of a known model id or short name; unknown ones list what is known."""
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a model id or short name (a string), got {type(model).__name__}: {model!r:.80}")
     key = ALIASES.get(model.lower(), model)
     if key not in ARCHS:
         raise ValueError(f"unknown model {model!r} for the memory planner; known: "
@@ -106,11 +142,19 @@ def weight_bytes(arch: Arch, quant: str | None, *, dtype_bytes: int = 2) -> floa
     """Frozen/base weights. Unquantised: ``dtype_bytes`` per parameter (2 for bf16/fp16, 4 for
     fp32). 4-bit NF4 with double quantisation (QLoRA): 0.5 bytes per linear weight + 0.127
     bits/param of constants (QLoRA paper, sec. 3); embeddings, head and norms stay unquantised."""
+    _check_arch(arch)
+    _check_int("dtype_bytes", dtype_bytes, 1)
     if quant is None:
         return float(dtype_bytes) * arch.n_params
     if quant == "4bit":
         return arch.block_linear_params * (4 + 0.127) / 8 + float(dtype_bytes) * arch.other_params
     raise ValueError(f"quant must be None or '4bit', got {quant!r}")
+
+
+def _check_zero_stage(zero_stage) -> int:
+    if isinstance(zero_stage, bool) or not isinstance(zero_stage, int) or zero_stage not in (0, 1, 2, 3):
+        raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage!r}")
+    return zero_stage
 
 
 def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 1,
@@ -124,10 +168,11 @@ def model_state_bytes(n_trainable: float, *, zero_stage: int = 0, n_gpus: int = 
     to CPU memory, keeping the 16-bit weights on the GPU; at stage 3 with
     ``offload_param_device: cpu`` (ZeRO-Infinity) the weight shards live in CPU memory too and
     are gathered layer by layer. Transient communication buckets are left to the headroom."""
-    if zero_stage not in (0, 1, 2, 3):
-        raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage!r}")
-    if n_gpus < 1:
-        raise ValueError(f"n_gpus must be >= 1, got {n_gpus!r}")
+    _check_zero_stage(zero_stage)
+    _check_int("n_gpus", n_gpus, 1)
+    n_trainable = _check_real("n_trainable", n_trainable)
+    frozen_weight_bytes = _check_real("frozen_weight_bytes", frozen_weight_bytes)
+    _check_bool("offload", offload)
     p, g, os_ = 2.0 * n_trainable, 2.0 * n_trainable, 12.0 * n_trainable
     if zero_stage >= 1:
         os_ /= n_gpus
@@ -152,6 +197,9 @@ def activation_bytes(arch: Arch, tokens: int, *, grad_ckpt: bool) -> float:
     with fused attention so no s^2 score matrix is kept). With checkpointing: each layer keeps
     only its 2 * h byte input, and one layer at a time is recomputed with the full 34 * h.
     """
+    _check_arch(arch)
+    _check_int("tokens", tokens, 1)
+    _check_bool("grad_ckpt", grad_ckpt)
     per_layer = 34.0 * arch.hidden * tokens
     if grad_ckpt:
         return arch.layers * 2.0 * arch.hidden * tokens + per_layer
@@ -161,12 +209,17 @@ def activation_bytes(arch: Arch, tokens: int, *, grad_ckpt: bool) -> float:
 def logits_bytes(arch: Arch, tokens: int) -> float:
     """Logits in float32 for log-probabilities and their gradient: 2 x 4 bytes x vocab per token.
     With a 152k vocabulary this is often the largest single term of a GRPO step."""
+    _check_arch(arch)
+    _check_int("tokens", tokens, 1)
     return 8.0 * arch.vocab * tokens
 
 
 def kv_cache_bytes(arch: Arch, sequences: int, seq_len: int) -> float:
     """KV cache for generating ``sequences`` rollouts of ``seq_len`` tokens, 16-bit:
     2 (K and V) x layers x kv_heads x head_dim x 2 bytes per token."""
+    _check_arch(arch)
+    _check_int("sequences", sequences, 1)
+    _check_int("seq_len", seq_len, 1)
     return 2 * arch.layers * arch.kv_heads * arch.head_dim * 2.0 * sequences * seq_len
 
 
@@ -187,6 +240,7 @@ class MemoryPlan:
 
     def peak_gib(self, card_gib: float) -> float:
         """Peak per GPU on a card of ``card_gib``: training plus vLLM's reserved share, if any."""
+        card_gib = _check_real("card_gib", card_gib, low_open=True)
         return self.total_gib + self.vllm_share * card_gib
 
     def fits(self) -> dict[str, bool]:
@@ -235,15 +289,28 @@ def plan_memory(model: str, *, quant: str | None = None, lora_r: int | None = No
             training process holds no rollout KV cache.
     """
     arch = get_arch(model)
+    if quant not in (None, "4bit"):
+        raise ValueError(f"quant must be None or '4bit', got {quant!r}")
     if quant == "4bit" and lora_r is None:
         raise ValueError("quant='4bit' needs lora_r: 4-bit weights cannot be trained directly (QLoRA)")
     for name, value in (("seq_len", seq_len), ("generations", generations)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
-    if lora_r is not None and lora_r < 1:
-        raise ValueError(f"lora_r must be >= 1 or None (full fine-tuning), got {lora_r!r}")
+        _check_int(name, value, 1)
+    if lora_r is not None:
+        if isinstance(lora_r, bool) or not isinstance(lora_r, int):
+            raise TypeError(f"lora_r must be an int >= 1 or None (full fine-tuning), got {lora_r!r}")
+        if lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1 or None (full fine-tuning), got {lora_r!r}")
+    _check_zero_stage(zero_stage)
+    _check_int("n_gpus", n_gpus, 1)
+    for name, flag in (("grad_ckpt", grad_ckpt), ("offload", offload), ("cuda_context", cuda_context)):
+        _check_bool(name, flag)
+    if offload and zero_stage < 2:
+        raise ValueError(f"offload needs ZeRO stage 2 or 3, got zero_stage={zero_stage!r}")
+    _check_real("beta", beta)
+    _check_real("adapter_bytes_per_param", adapter_bytes_per_param, low_open=True)
     if vllm not in (None, "colocate", "server"):
         raise ValueError(f"vllm must be None, 'colocate' or 'server', got {vllm!r}")
+    _check_real("vllm_gpu_memory_utilization", vllm_gpu_memory_utilization)
     if vllm == "colocate" and not 0 < vllm_gpu_memory_utilization < HEADROOM:
         raise ValueError(f"vllm_gpu_memory_utilization must be in (0, {HEADROOM}), "
                          f"got {vllm_gpu_memory_utilization!r}")

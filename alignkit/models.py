@@ -18,7 +18,14 @@ from pathlib import Path
 
 import torch
 
-from alignkit.runtime import hub_offline, load_dtype, pick_device, pick_dtype, resolve_dtype
+from alignkit.runtime import (
+    hub_offline,
+    load_dtype,
+    pick_device,
+    pick_dtype,
+    resolve_dtype,
+    seed_everything,
+)
 
 
 class ModelNotFoundError(OSError):
@@ -193,7 +200,8 @@ def lora_config(lora=None):
 
 
 def load_policy(name: str, *, quantization: str | None = None, lora=None,
-                dtype: str | torch.dtype | None = "auto", device: torch.device | str | None = None):
+                dtype: str | torch.dtype | None = "auto", device: torch.device | str | None = None,
+                seed: int | None = None):
     """Load a causal LM by short name, hub id or folder, optionally in 4-bit and/or with LoRA.
 
     Args:
@@ -204,6 +212,9 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None,
             or one it allows (``resolve_dtype`` refuses emulated bf16). On a CPU the weights load
             in float32 whatever the compute dtype (trainers autocast); on a GPU in the compute dtype.
         device: defaults to ``pick_device()``; 4-bit models are placed by bitsandbytes.
+        seed: seeds everything (``alignkit.runtime.seed_everything``) before the model and its
+            LoRA adapter are created, so the same seed gives the same initial adapter. None
+            leaves the random state as it is (the adapter then differs from call to call).
     """
     from transformers import AutoModelForCausalLM
 
@@ -212,6 +223,8 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None,
     device = torch.device(device) if device is not None else pick_device()
     compute = resolve_dtype(dtype, device)
     path = resolve(name)
+    if seed is not None:
+        seed_everything(seed)
     kwargs = {"dtype": load_dtype(compute, device)}
     if quantization == "4bit":
         kwargs["quantization_config"] = bnb_4bit_config(compute)

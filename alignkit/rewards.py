@@ -14,20 +14,64 @@ from collections import Counter
 from functools import lru_cache
 
 
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def _check_str(name: str, value, *, nonempty: bool = False) -> str:
+    """``value`` if it is a string (a non-blank one with ``nonempty``), else a TypeError/ValueError naming ``name``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {_type_name(value)}: {value!r:.80}")
+    if nonempty and not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def _check_texts(name: str, value) -> list:
+    """``value`` as a list: a list/tuple (or other sequence) of items, one per completion or row.
+
+    A bare string, bytes, a dict, None or a scalar raise a TypeError naming ``name``: a string
+    would otherwise be iterated one character at a time.
+    """
+    if isinstance(value, (str, bytes, dict)) or value is None or not hasattr(value, "__len__") \
+            or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list (one entry per completion/row), got "
+                        f"{_type_name(value)}: {value!r:.80}" + ("; wrap one string in a list"
+                                                                if isinstance(value, str) else ""))
+    return list(value)
+
+
+def _check_number(name: str, value, *, low: float | None = None) -> float:
+    """A finite real number (not a bool) >= ``low``, else a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a real number, got {_type_name(value)}: {value!r:.80}")
+    x = float(value)
+    if not math.isfinite(x) or (low is not None and x < low):
+        bound = f" >= {low:g}" if low is not None else ""
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return x
+
+
 def completion_text(completion) -> str:
     """The generated text of one TRL completion: a string, or the last message's content."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
+        completion = completion[-1]
     if isinstance(completion, dict) and "content" in completion:
-        return str(completion["content"])
-    raise TypeError(f"cannot read a completion of type {type(completion).__name__}: {completion!r:.80}")
+        content = completion["content"]
+        if not isinstance(content, str):
+            raise TypeError(f"completion message content must be a string, got {_type_name(content)}: "
+                            f"{content!r:.80}")
+        return content
+    raise TypeError(f"completion must be a string, a list of messages ending in a "
+                    f"{{'role', 'content'}} dict, or such a dict; got {_type_name(completion)}: "
+                    f"{completion!r:.80}")
 
 
 def word_count(text: str) -> int:
     """Words as runs of letters, digits or apostrophes."""
-    return len(re.findall(r"[\w']+", text))
+    return len(re.findall(r"[\w']+", _check_str("text", text)))
 
 
 def brevity_reward(completions, target_words: int = 10, **kwargs) -> list[float]:
@@ -35,10 +79,9 @@ def brevity_reward(completions, target_words: int = 10, **kwargs) -> list[float]
     ``t``: 1 at exactly ``t`` words, 0.5 at half or twice that, never exactly 0 for a non-empty
     reply, so every group of long replies still has a gradient towards the shorter ones.
     """
-    if target_words < 1:
-        raise ValueError(f"target_words must be >= 1, got {target_words}")
+    target_words = _check_number("target_words", target_words, low=1)
     scores = []
-    for c in completions:
+    for c in _check_texts("completions", completions):
         n = word_count(completion_text(c))
         scores.append(min(n, target_words) / max(n, target_words))
     return scores
@@ -59,17 +102,38 @@ _REPEAT = re.compile(r"(.{5,}?)\1{4,}")  # a chunk of >= 5 characters repeated >
 _STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
+_BOXED = "\\boxed{"
+_BRACE = re.compile(r"[{}]")
+
+
 def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        depth, i = 0, start + len("\\boxed")
-        for j in range(i, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            if depth == 0:
-                return text[i + 1:j]
-        start = text.rfind("\\boxed{", 0, start)  # unbalanced: try the one before
-    return None
+    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None.
+
+    The last ``\\boxed{`` whose brace is closed wins (an unclosed later one is skipped). One
+    left-to-right pass over the braces with a depth counter and a stack of the open boxes, so
+    linear in ``len(text)`` even for thousands of nested ``\\boxed{``.
+    """
+    text = _check_str("text", text)
+    boxes, start = set(), text.find(_BOXED)
+    while start != -1:  # positions of the "{" of every \boxed{ (occurrences cannot overlap)
+        boxes.add(start + len(_BOXED) - 1)
+        start = text.find(_BOXED, start + len(_BOXED))
+    if not boxes:
+        return None
+    depth, open_boxes, best = 0, [], None  # open_boxes: (brace position, depth inside it)
+    for m in _BRACE.finditer(text):
+        i = m.start()
+        if text[i] == "{":
+            depth += 1
+            if i in boxes:
+                open_boxes.append((i, depth))
+        elif depth > 0:  # a "}" with nothing open is ignored
+            if open_boxes and open_boxes[-1][1] == depth:
+                i_open = open_boxes.pop()[0]
+                if best is None or i_open > best[0]:
+                    best = (i_open, i)
+            depth -= 1
+    return None if best is None else text[best[0] + 1:best[1]]
 
 
 def limr_format_error(text: str, *, require_stop: bool = False) -> str | None:
@@ -80,6 +144,7 @@ def limr_format_error(text: str, *, require_stop: bool = False) -> str | None:
     ``require_stop=True`` also demands ``<|im_end|>`` or ``<|endoftext|>`` (the code's truncation
     check; TRL decodes completions without special tokens, so it is off by default there).
     """
+    text = _check_str("text", text)
     if require_stop and not any(t in text for t in _STOP_TOKENS):
         return "no stop token (truncated)"
     n_boxed = text.count("\\boxed")
@@ -98,9 +163,17 @@ def answers_match(gold: str, pred: str, *, wrap_dollars: bool = True) -> bool:
     """``math_verify.verify(parse(gold), parse(pred))``, both wrapped in ``$...$`` by default."""
     from math_verify import parse, verify
 
+    gold, pred = _check_str("gold", gold), _check_str("pred", pred)
     if wrap_dollars:
         gold, pred = f"${gold}$", f"${pred}$"
     return bool(verify(parse(gold), parse(pred)))
+
+
+def _check_answer(answer) -> str:
+    """A gold answer as a non-empty string (ints are accepted and read as their digits)."""
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return str(answer)
+    return _check_str("answer", answer, nonempty=True)
 
 
 def limr_math_reward(completion: str, answer: str, *, wrap_dollars: bool = True,
@@ -110,12 +183,15 @@ def limr_math_reward(completion: str, answer: str, *, wrap_dollars: bool = True,
     The last ``\\boxed{}`` is compared with the gold ``answer`` by math-verify (any exception
     counts as -1, as in the released code). ``wrap_dollars=False`` parses the bare strings like
     the paper did, so e.g. ``2\\sqrt{5}`` "equals" ``2\\sqrt{3}`` and ``(5,7)`` never matches.
+    ``answer`` is a non-empty string (an int is read as its digits); None, NaN or an empty
+    answer raise, since no completion could be scored against it.
     """
+    answer = _check_answer(answer)
     text = completion_text(completion)
     if limr_format_error(text, require_stop=require_stop) is not None:
         return LIMR_FORMAT_ERROR
     try:
-        ok = answers_match(str(answer), last_boxed(text), wrap_dollars=wrap_dollars)
+        ok = answers_match(answer, last_boxed(text), wrap_dollars=wrap_dollars)
     except Exception:  # noqa: BLE001 - the released code scores any verifier failure as -1
         return LIMR_FORMAT_ERROR
     return LIMR_CORRECT if ok else LIMR_WRONG
@@ -125,8 +201,10 @@ def limr_reward(completions, answer, wrap_dollars: bool = True, **kwargs) -> lis
     """TRL reward function: :func:`limr_math_reward` of each completion against the ``answer``
     column (TRL passes dataset columns as keyword lists, one entry per completion).
     """
+    completions = _check_texts("completions", completions)
+    answer = _check_texts("answer", answer)
     if len(answer) != len(completions):
-        raise ValueError(f"got {len(completions)} completions but {len(answer)} answers")
+        raise ValueError(f"got {len(completions)} completions but {len(answer)} answers; pass one answer per completion")
     pairs = zip(completions, answer, strict=True)
     return [limr_math_reward(c, a, wrap_dollars=wrap_dollars) for c, a in pairs]
 
@@ -148,7 +226,7 @@ def _tokenizer_13a():
 
 def tokenize_13a(text: str) -> list[str]:
     """Split ``text`` into tokens the way the BLEUBERI reward does (13a, case kept)."""
-    return _tokenizer_13a()(text.strip()).split()
+    return _tokenizer_13a()(_check_str("text", text).strip()).split()
 
 
 def _ngram_counts(tokens: list[str], max_order: int) -> Counter:
@@ -161,12 +239,23 @@ def _ngram_counts(tokens: list[str], max_order: int) -> Counter:
 
 
 def _check_references(references) -> list[str]:
-    """The references as a list of strings, or a ValueError saying what is wrong."""
+    """The references as a list of non-empty strings, or a TypeError/ValueError saying what is wrong.
+
+    An empty (or whitespace-only) reference is refused: it has no tokens, so BLEU would score
+    any hypothesis against nothing (and switch off the brevity penalty of the others).
+    """
     if isinstance(references, str):
         raise ValueError("references must be a list of strings, got one string; wrap it: [reference]")
+    if isinstance(references, (bytes, dict)) or not hasattr(references, "__iter__"):
+        raise TypeError(f"references must be a non-empty list of strings, got {_type_name(references)}: "
+                        f"{references!r:.80}")
     refs = list(references)
     if not refs or not all(isinstance(r, str) for r in refs):
         raise ValueError(f"references must be a non-empty list of strings, got {references!r:.120}")
+    empty = [i for i, r in enumerate(refs) if not r.strip()]
+    if empty:
+        raise ValueError(f"references must be non-empty strings; reference {empty[0]} of {len(refs)} "
+                         f"is {refs[empty[0]]!r} (drop such rows before scoring)")
     return refs
 
 
@@ -186,9 +275,7 @@ def bleu(hypothesis: str, references: list[str]) -> float:
     reference closest in length); ``tests/test_bleu.py`` shows where the two agree.
     """
     refs = _check_references(references)
-    if not isinstance(hypothesis, str):
-        raise ValueError(f"hypothesis must be a string, got {type(hypothesis).__name__}")
-    hyp = tokenize_13a(hypothesis)
+    hyp = tokenize_13a(_check_str("hypothesis", hypothesis))
     if not hyp:
         return 0.0
     ref_tokens = [tokenize_13a(r) for r in refs]
@@ -224,7 +311,7 @@ def rouge_l(hypothesis: str, references: list[str]) -> float:
     lower-cases and keeps only letters and digits. Empty hypotheses score 0.
     """
     refs = _check_references(references)
-    if not hypothesis or not hypothesis.strip():
+    if not _check_str("hypothesis", hypothesis).strip():
         return 0.0
     return float(_rouge_scorer().score_multi(refs, hypothesis)["rougeL"].fmeasure)
 
@@ -246,7 +333,7 @@ def answer_span(text: str) -> str:
 
     BLEUBERI's reward rule for reasoning-style outputs; the result is stripped.
     """
-    if "<answer>" in text:
+    if "<answer>" in _check_str("text", text):
         text = text.split("<answer>", 1)[1].split("</answer>", 1)[0]
     return text.strip()
 
@@ -256,23 +343,29 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _check_metric(metric) -> str:
+    if not isinstance(metric, str) or metric not in TEXT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; accepted: {', '.join(TEXT_METRICS)}")
+    return metric
+
+
 def text_reward(completion, references, metric: str = "bleu", *, answer_only: bool = False) -> float:
     """One completion's score against its references under ``metric`` (BLEUBERI's rule).
 
     The completion may be a string or a list of chat messages; with ``answer_only`` only the
     ``<answer>`` span is scored. Empty or NaN text scores 0, as in the released code.
     """
-    if metric not in TEXT_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; accepted: {', '.join(TEXT_METRICS)}")
+    _check_metric(metric)
+    if isinstance(references, str):
+        references = [references]
+    references = _check_references(references)
     if _is_missing(completion):
         return 0.0
     text = completion_text(completion)
     text = answer_span(text) if answer_only else text.strip()
     if not text:
         return 0.0
-    if isinstance(references, str):
-        references = [references]
-    return TEXT_METRICS[metric](text, list(references))
+    return TEXT_METRICS[metric](text, references)
 
 
 def make_text_reward(metric: str = "bleu", *, answer_only: bool = False, column: str = "references"):
@@ -282,13 +375,14 @@ def make_text_reward(metric: str = "bleu", *, answer_only: bool = False, column:
     strings per row; TRL repeats it for every completion of a prompt). Chapter 1 trains with
     ``make_text_reward("bleu")``, which is the BLEUBERI reward.
     """
-    if metric not in TEXT_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; accepted: {', '.join(TEXT_METRICS)}")
+    _check_metric(metric)
+    _check_str("column", column, nonempty=True)
 
     def reward(completions, **kwargs) -> list[float]:
+        completions = _check_texts("completions", completions)
         if column not in kwargs:
             raise ValueError(f"the dataset has no {column!r} column; columns passed: {sorted(kwargs)}")
-        refs = kwargs[column]
+        refs = _check_texts(column, kwargs[column])
         if len(refs) != len(completions):
             raise ValueError(f"{len(completions)} completions but {len(refs)} rows of {column!r}")
         return [text_reward(c, r, metric, answer_only=answer_only) for c, r in zip(completions, refs, strict=True)]

@@ -11,7 +11,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignkit.rewards import text_reward
+from alignkit.rewards import _check_texts, text_reward
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """An int (not a bool) in ``[low, high]``, else a TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r:.80}")
+    if value < low or (high is not None and value > high):
+        accepted = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an int {accepted}, got {value!r}")
+    return int(value)
+
+
+def _as_float_array(name: str, value, *, allow_nan: bool = False) -> np.ndarray:
+    """``value`` as a float array (a copy), refusing non-numbers, inf and (unless allowed) NaN."""
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}: {value!r:.80}")
+    try:
+        a = np.array(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of numbers, got {value!r:.80} ({err})") from None
+    if np.any(np.isinf(a)) or (not allow_nan and np.any(np.isnan(a))):
+        bad = a[~np.isfinite(a)] if not allow_nan else a[np.isinf(a)]
+        what = "finite numbers" if not allow_nan else "finite numbers or NaN"
+        raise ValueError(f"{name} must hold {what}, got {bad[:5].tolist()}")
+    return a
 
 # ---------------------------------------------------------------------------------------------
 # LIMR: Learning Impact Measurement (LIM), LINEAR and random subsets. Chapter 2 introduces them.
@@ -27,7 +52,12 @@ from alignkit.rewards import text_reward
 
 def _check_acc(acc) -> np.ndarray:
     """``acc`` as a float (samples, epochs) array; raises ValueError on a bad shape or value."""
-    a = np.array(acc, dtype=float)  # a copy: the fill below must not touch the caller's array
+    if acc is None or isinstance(acc, (str, bytes, dict)):
+        raise TypeError(f"acc must be a (samples, epochs) array of accuracies, got {type(acc).__name__}")
+    try:
+        a = np.array(acc, dtype=float)  # a copy: the fill below must not touch the caller's array
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"acc must be a (samples, epochs) array of accuracies, got {acc!r:.80} ({err})") from None
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"acc must have shape (samples, epochs) with both >= 1, got shape {a.shape}")
     seen = a[~np.isnan(a)]
@@ -63,7 +93,7 @@ def alignment_scores(acc, reference) -> np.ndarray:
     if not valid.any():
         raise ValueError("no sample has a complete accuracy curve after filling missing epochs "
                          "(every row is missing in the last epoch or in two consecutive epochs)")
-    ref = np.asarray(reference(a[valid]) if callable(reference) else reference, dtype=float)
+    ref = _as_float_array("reference", reference(a[valid]) if callable(reference) else reference)
     if ref.shape != (a.shape[1],):
         raise ValueError(f"reference must have one value per epoch ({a.shape[1]}), got shape {ref.shape}")
     denom = np.sum((1.0 - ref) ** 2)
@@ -108,9 +138,11 @@ def lim_select(scores, threshold: float = 0.6) -> np.ndarray:
     writes >). NaN scores (dropped samples) are never selected. The paper uses 0.6 for LIM
     (1,389 of 8,523 MATH problems) and 0.7 for LINEAR.
     """
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"threshold must be a number in [0, 1], got {type(threshold).__name__}: {threshold!r:.80}")
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
-    s = np.asarray(scores, dtype=float)
+    s = _as_float_array("scores", scores, allow_nan=True)
     if s.ndim != 1:
         raise ValueError(f"scores must be one score per sample (1-D), got shape {s.shape}")
     return np.flatnonzero(~np.isnan(s) & (s >= threshold))
@@ -120,10 +152,9 @@ def random_subset(n: int, k: int, seed: int = 0) -> np.ndarray:
     """``k`` distinct indices out of ``range(n)``, sorted, drawn with ``seed`` (the RAND baseline,
     usually with ``k = len(lim_select(...))`` so the subsets have equal size).
     """
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-    if not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
-        raise ValueError(f"k must be an int in [0, n={n}], got {k!r}")
+    n = _check_int("n", n, 0)
+    k = _check_int("k", k, 0, n)
+    seed = _check_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=k, replace=False))
 
@@ -138,6 +169,12 @@ def random_subset(n: int, k: int, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 SELECTION_MODES = ("hard", "easy", "medium", "random")
+
+
+def _check_mode(mode) -> str:
+    if not isinstance(mode, str) or mode not in SELECTION_MODES:
+        raise ValueError(f"unknown mode {mode!r}; accepted: {', '.join(SELECTION_MODES)}")
+    return mode
 
 
 @dataclass
@@ -170,6 +207,7 @@ class Selection:
 
 def score_outputs(outputs: list[str], references: list[list[str]], metric: str = "bleu") -> list[float]:
     """Score each base-model output against its references (BLEUBERI's rule: empty scores 0)."""
+    outputs, references = _check_texts("outputs", outputs), _check_texts("references", references)
     if len(outputs) != len(references):
         raise ValueError(f"{len(outputs)} outputs but {len(references)} reference lists; pass one per prompt")
     return [text_reward(o, r, metric) for o, r in zip(outputs, references, strict=True)]
@@ -178,11 +216,21 @@ def score_outputs(outputs: list[str], references: list[list[str]], metric: str =
 def select_by_score(scores: list[float], k: int, mode: str = "hard", *, seed: int = 42,
                     metric: str = "bleu") -> Selection:
     """Keep ``k`` prompts by their scores: the lowest (``hard``), highest (``easy``), the middle
-    of the sorted pool (``medium``) or a seeded random subset (``random``)."""
-    if mode not in SELECTION_MODES:
-        raise ValueError(f"unknown mode {mode!r}; accepted: {', '.join(SELECTION_MODES)}")
+    of the sorted pool (``medium``) or a seeded random subset (``random``).
+
+    ``scores`` must be finite numbers: NaN has no place in the order (a NaN would sort as if
+    it were the smallest and be kept first), so it is refused; score missing outputs 0 instead.
+    """
+    _check_mode(mode)
+    arr = _as_float_array("scores", scores)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"scores must be a non-empty list of numbers (one per prompt), got shape {arr.shape}")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an int between 1 and the pool size {len(scores)}, got {type(k).__name__}: {k!r}")
     if not 1 <= k <= len(scores):
         raise ValueError(f"k must be between 1 and the pool size {len(scores)}, got {k}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string (the name of the scoring metric), got {type(metric).__name__}")
     ascending = sorted(range(len(scores)), key=lambda i: (scores[i], i))
     if mode == "hard":
         chosen = ascending[:k]
@@ -208,6 +256,13 @@ def select_hard(outputs: list[str], references: list[list[str]], k: int, *, mode
                            metric=metric)
 
 
+def _check_prompts(prompts) -> list[str]:
+    prompts = _check_texts("prompts", prompts)
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError(f"prompts must be a non-empty list of non-empty strings, got {prompts!r:.120}")
+    return prompts
+
+
 def generate_base_outputs(model, tokenizer, prompts: list[str], *, max_new_tokens: int,
                           temperature: float = 0.7, top_p: float = 0.9, seed: int = 42,
                           batch_size: int = 16, progress: bool = True) -> list[str]:
@@ -215,6 +270,15 @@ def generate_base_outputs(model, tokenizer, prompts: list[str], *, max_new_token
     (temperature 0.7, top_p 0.9, seed 42; the paper allows 512 new tokens)."""
     from alignkit.generation import sample_completions
 
+    _check_prompts(prompts)
+    _check_int("max_new_tokens", max_new_tokens, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0)
+    for name, value, low, high in (("temperature", temperature, 0.0, np.inf), ("top_p", top_p, 0.0, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r:.80}")
+        if not low < value <= high or not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number in ({low:g}, {high:g}], got {value!r}")
     out = sample_completions(model, tokenizer, prompts, n=1, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, batch_size=batch_size,
                              seed=seed, progress=progress)
@@ -227,7 +291,14 @@ def select_hard_with_model(model, tokenizer, prompts: list[str], references: lis
     """Generate base outputs for ``prompts`` and select ``k`` of them (see :func:`select_hard`).
 
     Returns the selection and the outputs, so a notebook can show the hardest examples.
+    The arguments are checked before anything is generated.
     """
+    prompts, references = _check_prompts(prompts), _check_texts("references", references)
+    if len(prompts) != len(references):
+        raise ValueError(f"{len(prompts)} prompts but {len(references)} references (reference lists); "
+                         "pass one per prompt")
+    _check_mode(mode)
+    _check_int("k", k, 1, len(prompts))
     outputs = generate_base_outputs(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                     seed=seed, **sampling)
     return select_hard(outputs, references, k, mode=mode, seed=seed), outputs

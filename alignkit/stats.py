@@ -11,7 +11,12 @@ from scipy import stats as _st
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval ``(mean, lo, hi)`` over seeds; a single value gives (v, nan, nan)."""
+    """Mean and Student-t interval ``(mean, lo, hi)`` over seeds; a single value gives (v, nan, nan).
+
+    For unbounded quantities summarised over seeds. Not for a ledger's rate or a difference of
+    rates over a few seeds (the interval can leave [0, 1]): use :func:`wilson_ci` or
+    :func:`seeds_units_bootstrap` there.
+    """
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("mean_ci needs at least one value, got none")
@@ -33,6 +38,59 @@ def bootstrap_ci(values, statistic=np.mean, *, confidence: float = 0.95, n_boot:
     boots = np.array([statistic(x[i]) for i in idx])
     alpha = (1 - confidence) / 2
     return float(statistic(x)), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """Proportion and Wilson score interval ``(p, lo, hi)`` for ``successes`` out of ``n``.
+
+    The interval for one proportion that the ledgers use: it stays inside [0, 1] and keeps its
+    coverage near 0 and 1, where a normal (Wald) interval collapses.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    if not isinstance(successes, (int, np.integer)) or not 0 <= successes <= n:
+        raise ValueError(f"successes must be an int in [0, n={n}], got {successes!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    z = float(_st.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def seeds_units_bootstrap(values, other=None, *, level: float = 0.95, n_boot: int = 2000,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """Mean (or paired mean difference with ``other``) over a ``(seeds, units)`` array, with a
+    percentile interval that resamples seeds and units (prompts, problems) both.
+
+    ``values[s, u]`` is one run's score on one held-out unit, e.g. verifier pass (0/1) of seed s
+    on prompt u. With ``other`` (same shape: another method on the same seeds and units) the
+    statistic is ``mean(values - other)``, paired by seed and unit. One seed reduces to a
+    bootstrap over units. The interval stays in the range of the per-unit values (a rate stays in
+    [0, 1], a difference of rates in [-1, 1]), unlike a t-interval over a few seeds.
+    """
+    x = np.asarray(values, dtype=float)
+    if other is not None:
+        y = np.asarray(other, dtype=float)
+        if y.shape != x.shape:
+            raise ValueError(f"values and other must have the same (seeds, units) shape, got {x.shape}, {y.shape}")
+        x = x - y
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.size == 0:
+        raise ValueError(f"values must be a non-empty (seeds, units) array, got shape {np.shape(values)}")
+    if not np.isfinite(x).all():
+        raise ValueError("values contain NaN or inf")
+    rng = np.random.default_rng(seed)
+    n_seeds, n_units = x.shape
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        s = rng.integers(0, n_seeds, n_seeds)
+        u = rng.integers(0, n_units, n_units)
+        boots[b] = x[np.ix_(s, u)].mean()
+    alpha = (1 - level) / 2
+    return float(x.mean()), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
 
 
 def fmt_ci(mean: float, lo: float = float("nan"), hi: float = float("nan"), digits: int = 3) -> str:

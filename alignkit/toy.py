@@ -188,7 +188,7 @@ def _logits_from(p, floor: float = 1e-300) -> np.ndarray:
 
 
 class SequenceSoftmax(ToyPolicy):
-    """``pi(x) = softmax(theta)_x``: one free logit per sequence (the brief's Toy A policy)."""
+    """``pi(x) = softmax(theta)_x``: one free logit per sequence (chapter 3's Toy A policy, derived here)."""
 
     def __init__(self, space: SequenceSpace, init=None):
         super().__init__(space)

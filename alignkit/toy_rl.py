@@ -109,7 +109,8 @@ def exact_ascent(policy: ToyPolicy, pi0, r, beta: float, steps: int, lr: float, 
     """Gradient ascent on the exact ``J_KLRL`` (sum over all sequences); returns the history.
 
     The gradient flow of the objective with no sampling noise: with ``beta = 0`` and a binary
-    reward it stops once ``E[r] ~ 1`` and need not collapse (the brief's pitfall 1).
+    reward it stops once ``E[r] ~ 1`` and need not collapse (checked numerically here; the
+    paper's collapse is a property of the optimum, Korbak et al. 2022, abstract).
     """
     pi0, r = _check(policy, pi0, r, beta, steps, lr)
     r_t, log_pi0 = torch.tensor(r), torch.tensor(np.log(np.maximum(pi0, 1e-300)))

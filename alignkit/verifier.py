@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from alignkit.rewards import completion_text, word_count
+from alignkit.rewards import _check_str, _check_texts, completion_text, word_count
 
 BULLET = re.compile(r"^\s*[-*]\s+\S", re.MULTILINE)
 
@@ -38,20 +38,48 @@ KINDS: dict[str, tuple[str, str]] = {
 
 
 def constraint(kind: str, text: str = "", n: int = 0) -> dict:
-    """A constraint dict ``{"kind", "text", "n"}``, checked: unknown kinds raise ValueError."""
-    if kind not in KINDS:
+    """A constraint dict ``{"kind", "text", "n"}``, checked: unknown kinds raise ValueError.
+
+    ``text`` must be a string and ``n`` an int (whether or not the kind uses them).
+    """
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"unknown constraint kind {kind!r}; accepted: {', '.join(KINDS)}")
+    if not isinstance(text, str):
+        raise TypeError(f"constraint {kind!r}: text must be a string, got {type(text).__name__}: {text!r:.80}")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"constraint {kind!r}: n must be an int, got {type(n).__name__}: {n!r:.80}")
     uses = KINDS[kind][1]
-    if uses == "n" and (not isinstance(n, int) or n < 1):
+    if uses == "n" and n < 1:
         raise ValueError(f"constraint {kind!r} needs n >= 1, got {n!r}")
-    if uses == "text" and not str(text).strip():
+    if uses == "text" and not text.strip():
         raise ValueError(f"constraint {kind!r} needs a non-empty text, got {text!r}")
     return {"kind": kind, "text": str(text), "n": int(n)}
 
 
+def _check_constraint(c, name: str = "c") -> dict:
+    """``c`` re-checked through :func:`constraint` (a dict with a known ``kind``), else an error naming ``name``."""
+    if not isinstance(c, dict) or "kind" not in c:
+        raise TypeError(f"{name} must be a constraint dict {{'kind', 'text', 'n'}}, got "
+                        f"{type(c).__name__}: {c!r:.80}")
+    try:
+        return constraint(c["kind"], c.get("text", ""), c.get("n", 0))
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}: {err}") from None
+
+
+def _check_constraints(constraints, name: str = "constraints") -> list[dict]:
+    """A non-empty list of constraint dicts (one instruction's constraints)."""
+    if isinstance(constraints, dict):
+        raise TypeError(f"{name} must be a list of constraint dicts, got one dict; wrap it: [constraint]")
+    items = _check_texts(name, constraints)
+    if not items:
+        raise ValueError(f"{name} is empty; an instruction needs at least one constraint")
+    return [_check_constraint(c, f"{name}[{i}]") for i, c in enumerate(items)]
+
+
 def describe(c: dict) -> str:
     """The instruction sentence for constraint ``c``, e.g. "Answer in at most 30 words."."""
-    c = constraint(c["kind"], c.get("text", ""), c.get("n", 0))
+    c = _check_constraint(c)
     return KINDS[c["kind"]][0].format(text=c["text"], n=c["n"])
 
 
@@ -62,8 +90,9 @@ def _has_word(text: str, word: str) -> bool:
 
 def check(text: str, c: dict) -> bool:
     """Whether ``text`` satisfies the constraint ``c`` (the references are never consulted)."""
-    kind, arg, n = c["kind"], c.get("text", ""), c.get("n", 0)
-    body = text.strip()
+    c = _check_constraint(c)
+    kind, arg, n = c["kind"], c["text"], c["n"]
+    body = _check_str("text", text).strip()
     if kind == "max_words":
         return 0 < word_count(body) <= n
     if kind == "min_words":
@@ -89,13 +118,11 @@ def check(text: str, c: dict) -> bool:
 
 def check_all(text: str, constraints: list[dict]) -> list[bool]:
     """One bool per constraint: which of them ``text`` satisfies."""
-    return [check(text, c) for c in constraints]
+    return [check(text, c) for c in _check_constraints(constraints)]
 
 
 def passes(text: str, constraints: list[dict]) -> bool:
     """True when ``text`` satisfies every constraint (IFEval's strict prompt-level accuracy)."""
-    if not constraints:
-        raise ValueError("constraints is empty; an instruction needs at least one constraint")
     return all(check_all(text, constraints))
 
 
@@ -114,6 +141,7 @@ def verifier_reward(completions, constraints, *, partial: bool = False, **kwargs
     With ``partial=True`` the fraction of constraints satisfied instead (IFEval's loose
     instruction-level view). Chapter 1 uses it as the judge that does not see the references.
     """
+    completions, constraints = _check_texts("completions", completions), _check_texts("constraints", constraints)
     if len(constraints) != len(completions):
         raise ValueError(f"{len(completions)} completions but {len(constraints)} rows of constraints")
     scores = []
@@ -125,6 +153,9 @@ def verifier_reward(completions, constraints, *, partial: bool = False, **kwargs
 
 def pass_rate(texts: list[str], constraints: list[list[dict]]) -> float:
     """Fraction of ``texts`` that follow all their constraints (one list per text)."""
+    texts = _check_texts("texts", texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"texts must be a list of strings, got {texts!r:.80}")
     if not texts:
         raise ValueError("texts is empty")
     return sum(verifier_reward(texts, constraints)) / len(texts)

@@ -1,4 +1,5 @@
-"""Chapter 3's diversity metrics and the GRPO β = 0 vs β > 0 comparison at smoke scale."""
+"""Chapter 3's diversity metrics, the tracker's logged values, and GRPO at β = 0 vs β > 0: the KL
+penalty keeps the policy measurably closer to the reference after the same steps."""
 
 import math
 
@@ -54,27 +55,80 @@ class WordTokenizer:
         return {"input_ids": [ord(ch) % 32 for ch in text]}
 
 
-def test_tracker_logs_zero_kl_at_init_and_positive_after_a_change():
+def manual_logprob(model, prompt, completion, adapter=True):
+    """log p(completion | prompt), one sequence, straight from the logits (no batching, no padding)."""
+    ids = torch.tensor([prompt + completion])
+    model.eval()
+    with torch.no_grad():
+        if adapter:
+            logits = model(input_ids=ids).logits[0]
+        else:
+            with model.disable_adapter():
+                logits = model(input_ids=ids).logits[0]
+    logp = torch.log_softmax(logits.float(), -1)
+    return sum(logp[len(prompt) - 1 + j, tok].item() for j, tok in enumerate(completion))
+
+
+def test_tracker_logs_the_kl_and_nll_it_measures():
     from peft import LoraConfig, get_peft_model
 
     model = get_peft_model(tiny_lm(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     tracker = DiversityTracker(keyword_reward("ab"), WordTokenizer(), model)
     logged = {}
-    kwargs = dict(prompts=["hi", "yo"], completions=["ab cd", "ef"], completion_ids=[[1, 2], [3, 4, 5]],
+    prompts, completions, completion_ids = ["hi", "yo"], ["ab cd", "ab ab"], [[1, 2], [3, 4, 5]]
+    kwargs = dict(prompts=prompts, completions=completions, completion_ids=completion_ids,
                   log_metric=lambda name, value: logged.__setitem__(name, value))
-    assert tracker(**kwargs) == [1.0, 0.0]
+    assert tracker(**kwargs) == [1.0, 1.0]
     assert logged["kl_ref"] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the identity
-    assert logged["distinct_2"] == 1.0 and math.isfinite(logged["nll_per_token"])
+    assert logged["distinct_1"] == pytest.approx(2 / 4)  # ab, cd, ab, ab: 2 distinct of 4
+    assert logged["distinct_2"] == pytest.approx(2 / 2)  # (ab, cd) and (ab, ab)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 1.0)
     tracker(**kwargs)
-    assert logged["kl_ref"] != pytest.approx(0.0, abs=1e-6)
+    prompt_ids = [WordTokenizer()(p)["input_ids"] for p in prompts]
+    policy = [manual_logprob(model, p, c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    ref = [manual_logprob(model, p, c, adapter=False) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    assert abs(logged["kl_ref"]) > 1e-3  # the change is visible...
+    assert logged["kl_ref"] == pytest.approx(sum(a - b for a, b in zip(policy, ref, strict=True)) / 2, abs=1e-4)
+    assert logged["nll_per_token"] == pytest.approx(-sum(policy) / 5, abs=1e-4)  # 5 completion tokens
+    model.train()
+    tracker(**kwargs)
+    assert model.training  # measured in eval mode (no dropout), then the mode it found is restored
+
+
+def test_tracker_without_log_metric_only_rewards():
+    tracker = DiversityTracker(keyword_reward("ab"), WordTokenizer())
+    assert tracker(prompts=["x"], completions=["ab"]) == [1.0]
+    assert tracker.__name__ == "contains_ab"
+
+
+def rank_reward(completions, **kwargs):
+    """Distinct rewards in every group: non-zero advantages, so every GRPO step moves the policy."""
+    return [float(i) for i in range(len(completions))]
+
+
+@torch.no_grad()
+def kl_to_reference(model, tokenizer, texts):
+    """Mean next-token KL(policy || reference) over fixed texts, the reference being the model
+    with its LoRA adapter disabled: a deterministic measure of how far training moved the policy."""
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    model.eval()
+    logp = torch.log_softmax(model(**batch).logits.float(), -1)
+    with model.disable_adapter():
+        logq = torch.log_softmax(model(**batch).logits.float(), -1)
+    kl = (logp.exp() * (logp - logq)).sum(-1)
+    return float(kl[batch["attention_mask"].bool()].mean())
 
 
 @pytest.mark.slow
-def test_grpo_beta_zero_vs_positive_runs_at_smoke_scale(tmp_path):
+def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
+    """Two GRPO steps (G=2, 6 tokens) at beta = 0 and beta = 10, same seed and data. At step 1 the
+    policy is the reference (LoRA B = 0), so both logged KLs are 0 and the KL term has no gradient;
+    at step 2 it pulls the beta > 0 policy back. Adam normalises each update, so the penalty must
+    outweigh the policy gradient within one step: hence beta = 10. Measured (seed 0, one CPU
+    thread): KL to the reference on fixed texts 0.055 at beta 0 vs 0.030 at beta 10; ~11 s a run."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -82,18 +136,26 @@ def test_grpo_beta_zero_vs_positive_runs_at_smoke_scale(tmp_path):
     from alignkit.scale import get_scale
     from alignkit.training import build_grpo_trainer, log_frame
 
-    scale = get_scale("smoke").replace(max_steps=1, num_generations=2, max_completion_length=8)
+    scale = get_scale("smoke").replace(max_steps=2, num_generations=2, max_completion_length=6)
     prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": "One sentence about the Louvre."}]}] * 2)
+    texts = ["The Louvre is a museum in Paris.", "It holds the Mona Lisa and many other paintings."]
     tokenizer = load_tokenizer(scale.model)
-    for beta in (0.0, 0.2):
-        tracker = DiversityTracker(keyword_reward("Paris"), tokenizer)
+    kl, frames = {}, {}
+    for beta in (0.0, 10.0):
+        tracker = DiversityTracker(rank_reward, tokenizer)
         trainer = build_grpo_trainer(scale.model, tracker, prompts, scale=scale, seed=0, beta=beta,
-                                     output_dir=tmp_path / str(beta), tokenizer=tokenizer, disable_tqdm=True)
+                                     learning_rate=1e-3, output_dir=tmp_path / str(beta), tokenizer=tokenizer,
+                                     disable_tqdm=True)
         tracker.model = trainer.model
         trainer.remove_callback(PrinterCallback)
         trainer.train()
-        frame = log_frame(trainer)
-        assert len(frame) == 1
-        for column in ("reward", "entropy", "distinct_1", "distinct_2", "kl_ref"):
-            assert math.isfinite(frame[column].iloc[0]), column
-        assert ("kl" in frame.columns) == (beta > 0)  # TRL computes its KL only when beta > 0
+        frames[beta] = frame = log_frame(trainer)
+        assert list(frame.index) == [1, 2]
+        for column in ("reward", "entropy", "distinct_1", "distinct_2", "kl_ref", "nll_per_token"):
+            assert frame[column].map(math.isfinite).all(), (beta, column)
+        assert frame["kl_ref"].iloc[0] == pytest.approx(0.0, abs=1e-5)  # step 1 samples from the reference
+        assert frame["kl_ref"].iloc[1] > 0.1  # step 2 samples from the moved policy
+        kl[beta] = kl_to_reference(trainer.model, tokenizer, texts)
+    assert "kl" not in frames[0.0].columns  # TRL computes its KL only when beta > 0
+    assert frames[10.0]["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6) and frames[10.0]["kl"].iloc[1] > 0
+    assert kl[0.0] > 0 and kl[10.0] < 0.8 * kl[0.0], kl

@@ -76,7 +76,8 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
         return [float(i) for i in range(len(completions))]
 
     trainer = training.build_grpo_trainer("smollm2-135m", rank_reward, data, scale=scale,
-                                          output_dir=tmp_path, bf16=True)
+                                          output_dir=tmp_path, compute=torch.bfloat16)
+    assert trainer.args.bf16 and not trainer.args.fp16
     before = training.trainable_state(trainer.model)
     trainer.train()
     # the first step moves only the B matrices (the gradient of A is zero while B is zero)

@@ -1,38 +1,147 @@
-"""Ledger JSON shape, atomic writes, and the intervals the ledgers report."""
+"""The claims ledger's one verdict rule, its JSON, the committed ledgers, and the intervals."""
 
 import json
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from alignkit.io import atomic_write_json, read_json
-from alignkit.ledger import Ledger
-from alignkit.stats import bootstrap_ci, fmt_ci, mean_ci
+from alignkit.ledger import Claim, Ledger, check_record, markdown_table, verdict
+from alignkit.runtime import results_root
+from alignkit.stats import bootstrap_ci, mean_ci, seeds_units_bootstrap, wilson_ci
 
 
-def test_ledger_roundtrip(tmp_path):
-    led = Ledger("00_start_here", "smoke", seeds=[0, 1])
-    led.add("c1", "a claim", "1.0", fmt_ci(0.9, 0.8, 1.0), "partly", "small scale")
-    path = led.save(tmp_path)
-    assert path == tmp_path / "00_start_here" / "smoke.json"
-    data = read_json(path)
-    assert set(data) == {"chapter", "scale", "commit", "seeds", "claims"}
-    assert data["claims"][0] == {"id": "c1", "claim": "a claim", "paper": "1.0",
-                                 "ours": "0.9 [0.8, 1]", "verdict": "partly", "note": "small scale"}
-    assert "| a claim |" in led.to_markdown()
+def greater(margin=0.0, **kw):
+    return Claim("g", "a beats b", "empirical", source="paper Table 1", paper="44.6 vs 40.0",
+                 statistic="difference of rates", hypothesis="greater", margin=margin,
+                 margin_reason="direction only", **kw)
 
 
-def test_ledger_rejects_bad_verdicts_duplicates_and_empty(tmp_path):
-    led = Ledger("x", "smoke")
-    with pytest.raises(ValueError, match="maybe"):
-        led.add("c1", "claim", "1", "1", "maybe")
-    with pytest.raises(ValueError, match="no claims"):
+# --- the rule -----------------------------------------------------------------------------------
+
+def _by_sets(hypothesis, lo, hi, m):
+    """An independent statement of the rule: the claim holds on a set C of statistic values;
+    reproduced when the interval lies inside C, not reproduced when it misses C's closure."""
+    if hypothesis == "greater":
+        inside, misses = lo > m, hi < m  # C = (m, inf), closure [m, inf)
+    elif hypothesis == "less":
+        inside, misses = hi < m, lo > m  # C = (-inf, m), closure (-inf, m]
+    else:
+        inside, misses = (-m <= lo and hi <= m), (hi < -m or lo > m)  # C = [-m, m]
+    return "reproduced" if inside else "not reproduced" if misses else "inconclusive"
+
+
+finite = st.floats(-10, 10, allow_nan=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(h=st.sampled_from(["greater", "less", "equivalent"]), a=finite, b=finite, m=finite)
+def test_verdict_agrees_with_the_set_formulation(h, a, b, m):
+    lo, hi = min(a, b), max(a, b)
+    if h == "equivalent":
+        m = abs(m) + 1e-3
+    assert verdict("empirical", hypothesis=h, margin=m, ci=(lo, hi)) == _by_sets(h, lo, hi, m)
+
+
+@pytest.mark.parametrize("h, ci, m, want", [
+    ("greater", (0.01, 0.2), 0.0, "reproduced"), ("greater", (-0.2, -0.01), 0.0, "not reproduced"),
+    ("greater", (-0.01, 0.2), 0.0, "inconclusive"), ("greater", (0.0, 0.2), 0.0, "inconclusive"),
+    ("less", (-0.2, -0.01), 0.0, "reproduced"), ("less", (0.01, 0.2), 0.0, "not reproduced"),
+    ("equivalent", (-0.04, 0.05), 0.05, "reproduced"), ("equivalent", (0.06, 0.2), 0.05, "not reproduced"),
+    ("equivalent", (-0.2, -0.06), 0.05, "not reproduced"), ("equivalent", (0.0, 0.2), 0.05, "inconclusive"),
+])
+def test_verdict_cases(h, ci, m, want):
+    assert verdict("empirical", hypothesis=h, margin=m, ci=ci) == want
+
+
+def test_math_and_not_run_verdicts_and_malformed_tests():
+    assert verdict("math", residual=1e-12, tolerance=1e-10) == "verified"
+    assert verdict("math", residual=-1e-9, tolerance=1e-10) == "failed"
+    assert verdict("math", residual=math.nan, tolerance=1e-10) == "failed"
+    assert verdict("not_run") == "not at this scale"
+    for bad in (dict(hypothesis="greater", margin=0, ci=(1, 0)), dict(hypothesis="more", margin=0, ci=(0, 1)),
+                dict(hypothesis="equivalent", margin=0, ci=(0, 1)), dict(hypothesis="less", margin=0, ci=None)):
+        with pytest.raises(ValueError):
+            verdict("empirical", **bad)
+    with pytest.raises(ValueError, match="partly"):
+        verdict("partly")
+
+
+# --- pre-registration -----------------------------------------------------------------------------
+
+def test_claims_are_checked_when_registered():
+    with pytest.raises(ValueError, match="brief"):
+        Claim("x", "c", "math", source="the brief, section 2", paper="1", statistic="r", tolerance=0.1)
+    with pytest.raises(ValueError, match="margin"):
+        Claim("x", "c", "empirical", source="paper", paper="1", statistic="s", hypothesis="greater")
+    with pytest.raises(ValueError, match="> 0"):
+        Claim("x", "c", "empirical", source="paper", paper="1", statistic="s", hypothesis="equivalent",
+              margin=0.0, margin_reason="r")
+    with pytest.raises(ValueError, match="why"):
+        Claim("x", "c", "empirical", source="paper", paper="1", statistic="s", hypothesis="less", margin=1.0)
+    with pytest.raises(ValueError, match="tolerance"):
+        Claim("x", "c", "math", source="derived here", paper="exact", statistic="r")
+
+
+def test_ledger_records_only_registered_claims_once_and_all_of_them(tmp_path):
+    claims = [greater(bounds=(-1, 1)),
+              Claim("m", "an identity", "math", source="derived here", paper="exact", statistic="r",
+                    tolerance=1e-10),
+              Claim("t2", "Table 2", "not_run", source="paper Table 2", paper="32.5")]
+    led = Ledger("00_start_here", "smoke", claims, seeds=[0])
+    with pytest.raises(ValueError, match="not pre-registered"):
+        led.estimate("zzz", 0.1, (0.0, 0.2), method="m", n=3)
+    with pytest.raises(ValueError, match="range"):
+        led.estimate("g", 0.5, (0.2, 1.3), method="t over 3 seeds", n=3)  # leaves [-1, 1]
+    with pytest.raises(ValueError, match="lo <= estimate <= hi"):
+        led.estimate("g", 0.5, (0.6, 0.9), method="m", n=3)
+    with pytest.raises(ValueError, match="empirical"):
+        led.residual("g", 0.0)
+    led.estimate("g", 0.1, (0.02, 0.2), method="bootstrap over prompts, paired", n=96)
+    with pytest.raises(ValueError, match="already"):
+        led.estimate("g", 0.1, (0.02, 0.2), method="m", n=96)
+    with pytest.raises(ValueError, match=r"\['m', 't2'\]"):
         led.save(tmp_path)
-    led.add("c1", "claim", "1", "1", "reproduced")
-    with pytest.raises(ValueError, match="c1"):
-        led.add("c1", "claim", "1", "1", "reproduced")
+    led.residual("m", 3e-15)
+    led.skip("t2", "needs 16 GPUs")
+    data = read_json(led.save(tmp_path))
+    assert set(data) == {"chapter", "scale", "commit", "seeds", "environment", "claims"}
+    assert {"dtype", "cpu_bf16_units", "cpu_threads", "torch", "trl"} <= set(data["environment"])
+    assert [c["verdict"] for c in data["claims"]] == ["reproduced", "verified", "not at this scale"]
+    assert data["claims"][0]["test"] == {
+        "statistic": "difference of rates", "estimate": 0.1, "ci": [0.02, 0.2], "level": 0.95,
+        "hypothesis": "greater", "margin": 0.0, "margin_reason": "direction only", "bounds": [-1, 1],
+        "method": "bootstrap over prompts, paired", "n": 96}
+    assert all(check_record(c) == [] for c in data["claims"])
 
+
+def test_check_record_catches_a_typed_in_verdict_and_markdown_keeps_long_cells():
+    led = Ledger("x", "smoke", [greater()])
+    rec = led.estimate("g", 0.1, (-0.1, 0.3), method="m", n=5)
+    assert rec["verdict"] == "inconclusive" and check_record(rec) == []
+    assert check_record({**rec, "verdict": "reproduced"}) == [
+        "g: verdict 'reproduced' but the rule gives 'inconclusive'"]
+    long = {**rec, "claim": "word " * 40 + "end | of it"}
+    assert ("word " * 40 + "end / of it") in markdown_table([long])
+
+
+def test_every_committed_ledger_follows_the_rule():
+    """The project's own check of results/*/<scale>.json, with the project's code."""
+    files = sorted(results_root().glob("*/cpu.json"))
+    assert files, "no committed ledgers"
+    problems = []
+    for path in files:
+        data = json.loads(path.read_text())
+        assert data["claims"], f"{path} has no claims"
+        problems += [f"{path.parent.name}: {p}" for c in data["claims"] for p in check_record(c)]
+    assert problems == []
+
+
+# --- atomic writes and intervals ---------------------------------------------------------------
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "r.json"
@@ -56,3 +165,39 @@ def test_bootstrap_ci_covers_the_mean_of_a_normal_sample():
     est, lo, hi = bootstrap_ci(x, n_boot=500)
     assert lo < 2.0 < hi and lo < est < hi
     assert hi - lo == pytest.approx(2 * 1.96 / 20, rel=0.25)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (3, 32), (16, 32), (32, 32), (1, 1)])
+def test_wilson_matches_scipy_and_stays_in_0_1(k, n):
+    p, lo, hi = wilson_ci(k, n)
+    ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert p == k / n and (lo, hi) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert 0.0 <= lo <= p <= hi <= 1.0
+    with pytest.raises(ValueError, match="successes"):
+        wilson_ci(n + 1, n)
+
+
+def test_seeds_units_bootstrap_respects_the_range_and_pairs():
+    rng = np.random.default_rng(1)
+    a = (rng.random((3, 32)) < 0.15).astype(float)  # 3 seeds x 32 prompts of pass/fail
+    m, lo, hi = seeds_units_bootstrap(a)
+    assert 0.0 <= lo <= m <= hi <= 1.0 and m == pytest.approx(a.mean())
+    d, dlo, dhi = seeds_units_bootstrap(a, a)  # a method against itself: exactly zero
+    assert (d, dlo, dhi) == (0.0, 0.0, 0.0)
+    b = np.clip(a + (rng.random(a.shape) < 0.3), 0, 1)  # b passes wherever a does, and more
+    d, dlo, dhi = seeds_units_bootstrap(b, a)
+    assert 0.0 < dlo <= d <= dhi <= 1.0
+    with pytest.raises(ValueError, match="shape"):
+        seeds_units_bootstrap(a, a[:, :5])
+
+
+def test_seeds_units_bootstrap_covers_the_true_rate():
+    """Coverage over 200 simulated experiments (3 seeds x 40 prompts, rate 0.3) is near 95%."""
+    rng = np.random.default_rng(2)
+    hits = 0
+    for _ in range(200):
+        p = np.clip(0.3 + rng.normal(0, 0.1, size=40), 0, 1)  # per-prompt difficulty
+        x = (rng.random((3, 40)) < p).astype(float)
+        _, lo, hi = seeds_units_bootstrap(x, n_boot=300, seed=int(rng.integers(1 << 30)))
+        hits += lo <= 0.3 <= hi
+    assert 0.85 <= hits / 200 <= 0.995

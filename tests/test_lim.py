@@ -1,4 +1,5 @@
-"""LIMR selection (chapter 2): LIM scores on the brief's hand-computed cases, missing epochs,
+"""LIMR selection (chapter 2): LIM scores on hand-computed cases (derived here from the score of
+Li et al. 2025, section 2, and the fill rule of GAIR-NLP/LIMR lim/lim_selection.py), missing epochs,
 the >= threshold, LINEAR and random subsets."""
 
 import numpy as np
@@ -19,7 +20,7 @@ ABCD = [[0, .5, 1], [0, 0, .5], [.5, 1, 1], [1, 1, 1]]
 WITH_MISSING = ABCD + [[0, 0, 0], [N, .5, 1], [.5, N, N], [0, .5, N], [N, N, 1]]
 
 
-def test_hand_computed_scores_of_the_brief():
+def test_hand_computed_scores_derived_here():
     # average (0.375, 0.625, 0.875), denominator 35/64
     np.testing.assert_allclose(lim_scores(ABCD), [24 / 35, -8 / 35, 24 / 35, 0.0], atol=1e-12)
 

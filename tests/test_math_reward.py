@@ -1,6 +1,8 @@
 """The LIMR math reward (chapter 2): the released code's rules and the $...$ parsing fix."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alignkit.rewards import last_boxed, limr_format_error, limr_math_reward, limr_reward
 
@@ -51,3 +53,45 @@ def test_trl_wrapper_reads_the_answer_column_and_chat_completions():
     assert limr_reward(prompts=["p"] * 3, completions=completions, answer=["4", "4", "4"]) == [1.0, -0.5, -1.0]
     with pytest.raises(ValueError, match="answers"):
         limr_reward(completions=["a"], answer=["1", "2"])
+
+
+def _last_boxed_quadratic(text: str) -> str | None:
+    """The previous implementation (rfind from the end, rescanning for each unbalanced box):
+    the reference the linear one must agree with."""
+    start = text.rfind("\\boxed{")
+    while start != -1:
+        depth, i = 0, start + len("\\boxed")
+        for j in range(i, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                return text[i + 1:j]
+        start = text.rfind("\\boxed{", 0, start)  # unbalanced: try the one before
+    return None
+
+
+_PIECES = st.sampled_from(["\\boxed{", "\\boxed", "{", "}", "}}", "{{", "1", "x", " ", "\\", "boxed", "\\frac{1}{2}"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=30).map("".join) | st.text(alphabet="\\boxed{}1 ", max_size=60))
+def test_last_boxed_agrees_with_the_quadratic_reference(text):
+    assert last_boxed(text) == _last_boxed_quadratic(text)
+
+
+def test_last_boxed_is_linear_on_nested_openings():
+    import time
+
+    for text in ("\\boxed{" * 20000, "\\boxed{" * 20000 + "}", "\\boxed{1}" + "\\boxed{" * 20000):
+        start = time.perf_counter()
+        last_boxed(text)
+        assert time.perf_counter() - start < 0.5
+    assert last_boxed("\\boxed{" * 20000 + "}") == ""
+    assert last_boxed("\\boxed{1}" + "\\boxed{" * 20000) == "1"
+
+
+@pytest.mark.parametrize("bad", [None, 3, [r"\boxed{1}"], b"\\boxed{1}"])
+def test_last_boxed_and_format_check_want_a_string(bad):
+    with pytest.raises(TypeError, match="text must be a string"):
+        last_boxed(bad)
+    with pytest.raises(TypeError, match="text must be a string"):
+        limr_format_error(bad)

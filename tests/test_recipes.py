@@ -1,6 +1,9 @@
-"""Recipes parse, reject unknown keys, build their trainers on CPU; accelerate configs load;
-and a real 2-process DDP run (torchrun, gloo) ends with identical, changed weights on both ranks."""
+"""Recipes: the GRPO section a recipe trains with is GRPO_DEFAULTS < the chapter's paper fields < the
+YAML, and the built trainer carries it; bad recipes are refused by name; ``trainer: sft`` and
+``trainer: reward`` build TRL's SFT and reward trainers; accelerate configs load; and a real
+2-process DDP run (torchrun, gloo) ends with identical, changed weights on both ranks."""
 
+import enum
 import json
 import os
 import subprocess
@@ -8,13 +11,40 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from alignkit import recipe as rc
+from alignkit import tasks
+from alignkit.chapters.index import paper_grpo
 from alignkit.tasks import build_task
+from alignkit.training import GRPO_DEFAULTS
+from alignkit.training.grpo import _BOOKKEEPING
 
 RECIPES = rc.list_recipes()
 ACCELERATE = sorted((rc.RECIPES_DIR / "accelerate").glob("*.yaml"))
+
+# What each chapter trains with, typed from the papers (not read from the code): BLEUBERI's
+# released training/grpo.sh (TRL 0.17 defaults), LIMR's scripts/train.sh, DeepSeekMath's GRPO.
+PAPER_VALUES = {
+    "00_start_here": dict(temperature=1.0, top_p=1.0, top_k=0, beta=0.0, loss_type="grpo",
+                          scale_rewards="group", epsilon=0.2, num_iterations=1),
+    "01_bleuberi": dict(num_generations=8, temperature=0.9, top_p=1.0, top_k=50, beta=0.04, loss_type="bnpo",
+                        scale_rewards="group", epsilon=0.2, num_iterations=1, max_grad_norm=0.2, seed=42,
+                        lr_scheduler_type="constant_with_warmup"),
+    "02_limr": dict(num_generations=8, temperature=1.2, top_p=1.0, top_k=0, beta=0.01, loss_type="grpo",
+                    epsilon=0.2, adam_beta2=0.95, weight_decay=0.0, max_grad_norm=1.0, seed=42),
+    "03_kl_as_bayes": dict(temperature=1.0, top_k=0, beta=0.1, loss_type="grpo", scale_rewards="group"),
+}
+
+
+def raw(name: str) -> dict:
+    return yaml.safe_load((rc.RECIPES_DIR / name).read_text())
+
+
+def plain(value):
+    """A TrainingArguments value as the YAML writes it (enums such as SchedulerType -> their string)."""
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def test_there_are_recipes_for_each_scale_out_scale():
@@ -22,12 +52,37 @@ def test_there_are_recipes_for_each_scale_out_scale():
     assert {p.stem for p in ACCELERATE} >= {"ddp", "zero2", "zero3", "zero3_offload", "fsdp"}
 
 
+def test_every_chapter_with_recipes_has_pinned_paper_values():
+    assert {name.split("/")[0] for name in RECIPES} == set(PAPER_VALUES)
+
+
 @pytest.mark.parametrize("name", RECIPES)
-def test_recipe_parses_and_quotes_paper_critical_fields(name):
+def test_loaded_grpo_section_is_defaults_then_paper_then_yaml(name):
+    text = raw(name)
+    chapter = text["chapter"]
     recipe = rc.load_recipe(name)
-    for key in ("num_generations", "temperature", "beta", "loss_type", "max_completion_length",
-                "learning_rate"):
-        assert key in recipe["grpo"], f"{name} leaves grpo.{key} to TRL's default"
+    assert recipe["grpo"] == {**_BOOKKEEPING, **GRPO_DEFAULTS, **paper_grpo(chapter), **text["grpo"]}
+    for key, value in PAPER_VALUES[chapter].items():
+        assert recipe["grpo"][key] == value, f"{name}: grpo.{key}"
+    # nothing that decides the algorithm is left to TRL's (release-dependent) defaults
+    assert set(GRPO_DEFAULTS) <= set(recipe["grpo"])
+    assert recipe["model"] == text["model"] and recipe["task"] == text["task"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_yaml_does_not_repeat_a_paper_field(name):
+    """Paper-critical fields live in one place (GRPO_DEFAULTS or the chapter's PAPER_GRPO); a YAML
+    value for one of them must be a departure, not a copy that could drift."""
+    text = raw(name)
+    lower = {**GRPO_DEFAULTS, **paper_grpo(text["chapter"])}
+    repeated = {k: v for k, v in text["grpo"].items() if k in lower and lower[k] == v}
+    assert not repeated, f"{name} repeats {repeated} (already set by GRPO_DEFAULTS / PAPER_GRPO)"
+
+
+def test_an_override_beats_the_paper_layer_and_leaves_the_rest():
+    recipe = rc.load_recipe("01_bleuberi/gpu.yaml", ["--grpo.temperature", "0.7"])
+    assert recipe["grpo"]["temperature"] == 0.7
+    assert (recipe["grpo"]["top_k"], recipe["grpo"]["beta"], recipe["grpo"]["loss_type"]) == (50, 0.04, "bnpo")
 
 
 def test_launch_section_sets_the_planner_and_the_command():
@@ -78,6 +133,44 @@ def test_unknown_keys_are_named_with_the_valid_ones():
         build_task("nonexistent")
 
 
+def _gpu_recipe():
+    return raw("00_start_here/gpu.yaml")
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"optim": {"lr": 1}}, ["'optim'", "'grpo'"]),  # unknown section, valid ones listed
+    ({"trainer": "dpo"}, ["'dpo'", "grpo", "reward", "sft"]),
+    ({"sft": {"max_steps": 1}}, ["'grpo'", "another trainer", "'sft'"]),
+    ({"model": {"name": "x", "dtype": "bfloat16x"}}, ["model.dtype", "'bfloat16x'", "'float32'"]),
+    ({"model": {"name": "x", "quantisation": "4bit"}}, ["model.quantisation", "quantization"]),
+    ({"model": {"name": "x", "quantization": "8bit"}}, ["model.quantization", "'8bit'"]),
+    ({"chapter": "07_nope"}, ["'07_nope'", "01_bleuberi"]),
+    ({"task": {"name": "brevity", "n_trian": 3}}, ["task.n_trian", "n_train"]),
+])
+def test_bad_recipes_are_refused_by_name(change, named):
+    with pytest.raises(ValueError) as err:
+        rc.validate({**_gpu_recipe(), **change})
+    for text in named:
+        assert text in str(err.value), (text, str(err.value))
+
+
+def test_a_missing_trainer_section_is_refused():
+    recipe = _gpu_recipe()
+    del recipe["grpo"]
+    with pytest.raises(ValueError, match="missing the 'grpo' section"):
+        rc.validate(recipe)
+
+
+def test_a_dtype_this_machine_would_emulate_is_refused_when_building(monkeypatch, tmp_path):
+    from alignkit import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "pick_device", lambda: torch.device("cpu"))
+    recipe = rc.load_recipe("00_start_here/gpu.yaml", ["--model.dtype", "bfloat16"])  # valid name...
+    with pytest.raises(ValueError, match="bfloat16 is not native"):  # ...but emulated on this CPU
+        rc.build_trainer(recipe, output_dir=tmp_path)
+
+
 def test_overrides_parse_values_as_yaml():
     recipe = rc.load_recipe(RECIPES[0], ["--grpo.max_steps", "7", "--grpo.beta", "0.04",
                                          "--model.lora", "null"])
@@ -99,13 +192,97 @@ def test_accelerate_configs_load(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_builds_its_trainer_with_the_bundled_model(name, tmp_path):
-    recipe = rc.load_recipe(name)
-    recipe = rc.load_recipe(name, rc.cpu_substitutes(recipe))
+    from alignkit.training import FastGRPOTrainer
+
+    text = raw(name)
+    recipe = rc.load_recipe(name, rc.cpu_substitutes(rc.load_recipe(name)))
     trainer = rc.build_trainer(recipe, output_dir=tmp_path)
-    assert trainer.args.num_generations == recipe["grpo"]["num_generations"]
-    assert trainer.args.beta == recipe["grpo"]["beta"]
-    if recipe["model"].get("lora"):
-        assert any("lora_" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+    assert isinstance(trainer, FastGRPOTrainer) and trainer.args.output_dir == str(tmp_path)
+    # every merged field reaches trainer.args (report_to "none" becomes TRL's empty list)
+    wrong = {k: (v, plain(getattr(trainer.args, k))) for k, v in recipe["grpo"].items()
+             if k not in ("output_dir", "report_to") and plain(getattr(trainer.args, k)) != v}
+    assert not wrong, f"{name}: recipe value vs trainer.args: {wrong}"
+    assert trainer.args.report_to == []
+    # the paper's values, typed independently, are what trains
+    for key, value in PAPER_VALUES[text["chapter"]].items():
+        if key not in ("num_generations",):  # the CPU substitute shrinks the group
+            assert plain(getattr(trainer.args, key)) == value, f"{name}: args.{key}"
+    # and the CPU substitutes took effect
+    assert (trainer.args.max_steps, trainer.args.use_vllm, trainer.args.max_completion_length) == (1, False, 8)
+    assert trainer.args.num_generations == min(text["grpo"].get("num_generations", 8), 4)
+    assert len(trainer.train_dataset) == 8
+    lora = [n for n, p in trainer.model.named_parameters() if p.requires_grad and "lora_" in n]
+    assert bool(lora) == bool(text["model"].get("lora"))
+    base = trainer.model.get_base_model() if lora else trainer.model
+    assert getattr(base, "is_loaded_in_4bit", False) == (text["model"].get("quantization") == "4bit")
+
+
+LORA = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
+        "task_type": "CAUSAL_LM"}
+
+
+def _tiny_task(rows):
+    from datasets import Dataset
+
+    def task(n_train: int = 4, seed: int = 0):
+        return Dataset.from_list(rows[:n_train]), []
+
+    return task
+
+
+@pytest.mark.slow
+def test_sft_recipe_builds_and_trains_trl_sft_trainer(monkeypatch, tmp_path):
+    from trl import SFTTrainer
+
+    from alignkit.runtime import trainer_precision
+
+    rows = [{"prompt": [{"role": "user", "content": f"Say {w}."}],
+             "completion": [{"role": "assistant", "content": f"{w}."}]} for w in ("hi", "yes", "no", "ok")]
+    monkeypatch.setitem(tasks.registry(), "tiny_sft", _tiny_task(rows))
+    recipe = rc.validate({"chapter": "00_start_here", "trainer": "sft",
+                          "model": {"name": "smollm2-135m", "quantization": None, "lora": LORA, "dtype": "auto"},
+                          "task": {"name": "tiny_sft", "n_train": 4, "seed": 0},
+                          "sft": {"max_steps": 1, "per_device_train_batch_size": 2, "max_length": 64,
+                                  "learning_rate": 1e-3}})
+    with pytest.raises(ValueError, match="another trainer"):
+        rc.validate({**recipe, "grpo": {}})
+    trainer = rc.build_trainer(recipe, output_dir=tmp_path)
+    assert type(trainer) is SFTTrainer
+    args = trainer.args
+    assert (args.max_steps, args.per_device_train_batch_size, args.max_length, args.learning_rate) == (1, 2, 64, 1e-3)
+    assert args.completion_only_loss is True and args.output_dir == str(tmp_path)
+    assert {"bf16": args.bf16, "fp16": args.fp16} == trainer_precision()
+    assert len(trainer.train_dataset) == 4
+    lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert lora and all("lora_" in n for n in lora)
+    trainer.train()
+    assert trainer.state.global_step == 1
+    now = dict(trainer.model.named_parameters())
+    assert any(not (now[n].detach() == p).all() for n, p in lora.items())  # the step trained the adapter
+
+
+@pytest.mark.slow
+def test_reward_recipe_builds_and_trains_trl_reward_trainer(monkeypatch, tmp_path):
+    from trl import RewardTrainer
+
+    rows = [{"prompt": "Say hi.", "chosen": "Hi!", "rejected": "No."},
+            {"prompt": "Say yes.", "chosen": "Yes.", "rejected": "Whatever."}] * 2
+    monkeypatch.setitem(tasks.registry(), "tiny_prefs", _tiny_task(rows))
+    recipe = rc.validate({"chapter": "00_start_here", "trainer": "reward",
+                          "model": {"name": "smollm2-135m", "quantization": None, "lora": None},
+                          "task": {"name": "tiny_prefs", "n_train": 4},
+                          "reward": {"max_steps": 1, "learning_rate": 1e-2, "per_device_train_batch_size": 2,
+                                     "max_length": 32}})
+    trainer = rc.build_trainer(recipe, output_dir=tmp_path)
+    assert type(trainer) is RewardTrainer
+    args = trainer.args
+    assert (args.max_steps, args.learning_rate, args.per_device_train_batch_size, args.max_length) == (1, 1e-2, 2, 32)
+    assert args.gradient_checkpointing is False and len(trainer.train_dataset) == 4
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable == {"score.weight"}  # lora: null -> frozen backbone, linear head
+    head = trainer.model.score.weight.detach().clone()
+    trainer.train()
+    assert trainer.state.global_step == 1 and not (trainer.model.score.weight.detach() == head).all()
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def test_exact_matches_monte_carlo():
 
 
 def test_uniform_table_and_saturation():
-    """B4 and the brief's table: tight while n^2 << K, saturating at log K once n >> K."""
+    """B4 and the uniform-K table (derived here): tight while n^2 << K, saturating at log K once n >> K."""
     uniform = lambda k: (np.ones(k) / k, np.arange(k, dtype=float))  # noqa: E731
     assert best_of_n_kl(*uniform(10_000), 16) == pytest.approx(best_of_n_kl_bound(16), abs=1e-4)
     assert best_of_n_kl(*uniform(10), 10_000) == pytest.approx(np.log(10), abs=1e-4)

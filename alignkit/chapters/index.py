@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from alignkit.runtime import repo_root
+# recipes ship inside the package: alignkit/recipes/<chapter id>/<scale>.yaml (+ accelerate/, slurm/)
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _start_here_tasks() -> dict[str, Callable]:
@@ -85,8 +87,6 @@ class Chapter:
 
     def recipes(self) -> list[str]:
         """The chapter's recipes, relative to ``alignkit/recipes`` (e.g. ``01_bleuberi/gpu.yaml``)."""
-        from alignkit.recipe import RECIPES_DIR
-
         return sorted(f"{self.id}/{p.name}" for p in (RECIPES_DIR / self.id).glob("*.yaml"))
 
 
@@ -130,8 +130,3 @@ def task_builders() -> dict[str, Callable]:
 def paper_grpo(chapter_id: str) -> dict:
     """The paper-critical GRPO fields of chapter ``chapter_id`` (``{}`` when it has none)."""
     return dict(get_chapter(chapter_id).paper_grpo())
-
-
-def notebook_path(chapter_id: str):
-    """The absolute path of a chapter's notebook."""
-    return repo_root() / get_chapter(chapter_id).notebook

@@ -20,10 +20,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from alignkit.theory.divergence import _as_distribution, kl, tilt
+from alignkit.theory.divergence import _as_array, _as_distribution, _as_int, _as_real, kl, tilt
 
 
 def _check_beta(beta: float) -> float:
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise TypeError(f"beta must be a finite number > 0, got {type(beta).__name__}: {beta!r:.80}")
     beta = float(beta)
     if not np.isfinite(beta) or beta <= 0:
         raise ValueError(f"beta must be a finite number > 0, got {beta!r} "
@@ -32,7 +34,7 @@ def _check_beta(beta: float) -> float:
 
 
 def _check_reward(r, size: int, name: str = "r") -> np.ndarray:
-    r = np.asarray(r, dtype=float)
+    r = _as_array(r, name, ndim=None, nonempty=False, finite=False)
     if r.shape != (size,):
         raise ValueError(f"{name} must have shape ({size},) like the distribution, got {r.shape}")
     if not np.all(np.isfinite(r)):
@@ -65,8 +67,11 @@ def klrl_objective(pi, pi0, r, beta: float) -> float:
     ``beta = 0`` is allowed here and gives plain RL, ``J_RL = E_pi[r]``.
     """
     pi = _as_distribution(pi, "pi")
+    pi0 = _as_distribution(pi0, "pi0")
     r = _check_reward(r, pi.size)
-    if beta == 0:
+    if pi0.shape != pi.shape:
+        raise ValueError(f"pi and pi0 must have the same shape, got {pi.shape} and {pi0.shape}")
+    if _as_real(beta, "beta", low=0) == 0:
         return float(pi @ r)
     return float(pi @ r - _check_beta(beta) * kl(pi, pi0))
 
@@ -78,7 +83,11 @@ def variational_form(pi, pi0, r, beta: float) -> float:
     minimising ``KL(pi || pi*)``: variational inference, with maximum ``beta * log Z``.
     """
     beta = _check_beta(beta)
-    return float(-beta * kl(pi, posterior(pi0, r, beta)) + beta * log_partition(pi0, r, beta))
+    pi = _as_distribution(pi, "pi")
+    post = posterior(pi0, r, beta)
+    if pi.shape != post.shape:
+        raise ValueError(f"pi must have pi0's shape {post.shape}, got {pi.shape}")
+    return float(-beta * kl(pi, post) + beta * log_partition(pi0, r, beta))
 
 
 def klrl_reward(r, log_pi, log_pi0, beta: float) -> np.ndarray:
@@ -86,9 +95,16 @@ def klrl_reward(r, log_pi, log_pi0, beta: float) -> np.ndarray:
 
     ``E_pi[r'] = J_KLRL(pi)``; its score-function gradient is what REINFORCE-with-KL follows.
     """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta!r}")
-    return np.asarray(r, float) + beta * (np.asarray(log_pi0, float) - np.asarray(log_pi, float))
+    beta = _as_real(beta, "beta", low=0)
+    r = _as_array(r, "r", ndim=None)
+    log_pi = _as_array(log_pi, "log_pi", ndim=None, allow_neg_inf=True)
+    log_pi0 = _as_array(log_pi0, "log_pi0", ndim=None, allow_neg_inf=True)
+    if not r.shape == log_pi.shape == log_pi0.shape:
+        raise ValueError(f"r, log_pi and log_pi0 must have the same shape, got {r.shape}, {log_pi.shape}, "
+                         f"{log_pi0.shape}")
+    if np.any(log_pi > 1e-9) or np.any(log_pi0 > 1e-9):
+        raise ValueError("log_pi and log_pi0 must be log-probabilities (<= 0)")
+    return r + beta * (log_pi0 - log_pi)
 
 
 def _check_log_likelihood(log_lik, size: int) -> np.ndarray:
@@ -114,11 +130,16 @@ def elbo(q, prior, log_lik) -> float:
     the gap to ``log_evidence`` is exactly ``KL(q || posterior)``.
     """
     q = _as_distribution(q, "q")
+    prior = _as_distribution(prior, "prior")
+    if prior.shape != q.shape:
+        raise ValueError(f"q and prior must have the same shape, got {q.shape} and {prior.shape}")
     log_lik = _check_log_likelihood(log_lik, q.size)
     return float(q @ log_lik - kl(q, prior))
 
 
 def _check_event(b, size: int) -> np.ndarray:
+    if b is None or isinstance(b, (str, bytes, dict)) or np.asarray(b).dtype.kind not in "biuf":
+        raise TypeError(f"event b must be an array of 0/1 or bools, got {type(b).__name__}: {b!r:.80}")
     b = np.asarray(b)
     if b.shape != (size,):
         raise ValueError(f"event b must have shape ({size},), got {b.shape}")
@@ -154,8 +175,10 @@ def rejection_sample(pi0, b, n_proposals: int, rng: np.random.Generator) -> tupl
     """
     pi0 = _as_distribution(pi0, "pi0")
     b = _check_event(b, pi0.size)
-    if not isinstance(n_proposals, int | np.integer) or n_proposals < 1:
+    if isinstance(n_proposals, bool) or not isinstance(n_proposals, int | np.integer) or n_proposals < 1:
         raise ValueError(f"n_proposals must be a positive int, got {n_proposals!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     proposals = rng.choice(pi0.size, size=n_proposals, p=pi0)
     kept = proposals[b[proposals]]
     return kept, len(kept) / n_proposals
@@ -171,11 +194,15 @@ def mirror_descent(pi0, r, beta: float, eta: float, steps: int, init=None) -> li
     beta = _check_beta(beta)
     pi0 = _as_distribution(pi0, "pi0")
     r = _check_reward(r, pi0.size)
+    eta = _as_real(eta, "eta", low=0, low_open=True)
+    steps = _as_int(steps, "steps", low=0)
     if not 0 < eta * beta < 2:
         raise ValueError(f"eta * beta must be in (0, 2) to converge, got {eta * beta!r}")
     if np.any(pi0 == 0):
         raise ValueError("mirror_descent needs pi0 > 0 everywhere")
     pi = np.full(pi0.size, 1.0 / pi0.size) if init is None else _as_distribution(init, "init")
+    if pi.shape != pi0.shape or np.any(pi == 0):
+        raise ValueError(f"init must be a distribution of pi0's shape {pi0.shape} with init > 0 everywhere")
     log_pi, log_pi0 = np.log(pi), np.log(pi0)
     iterates = [pi]
     for _ in range(steps):
@@ -191,8 +218,12 @@ def beta_sweep(pi0, r, betas) -> dict[str, np.ndarray]:
     The reward-vs-KL pairs trace the optimal frontier; ``KL(pi*||pi0) = E[r]/beta - log Z``.
     """
     pi0 = _as_distribution(pi0, "pi0")
+    betas = _as_array(betas, "betas")
+    if np.any(betas <= 0):
+        raise ValueError(f"betas must all be > 0, got {betas}")
+    r = _check_reward(r, pi0.size)
     rows = []
-    for beta in betas:
+    for beta in betas.tolist():
         post = posterior(pi0, r, beta)
         nz = post[post > 0]
         rows.append((beta, post @ np.asarray(r, float), kl(post, pi0), float(-(nz * np.log(nz)).sum()),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from alignkit.theory.divergence import _as_distribution, _checked
+from alignkit.theory.divergence import _as_array, _as_distribution, _as_int, _as_real, _checked
 
 
 def resolve_log_n(n: float | None = None, log_n: float | None = None) -> float:
@@ -24,12 +24,15 @@ def resolve_log_n(n: float | None = None, log_n: float | None = None) -> float:
     if (n is None) == (log_n is None):
         raise ValueError(f"pass exactly one of n (>= 1) or log_n (>= 0), got n={n!r}, log_n={log_n!r}")
     if n is not None:
-        if not np.isfinite(n) or n < 1:
-            raise ValueError(f"n must be a finite real number >= 1, got {n!r} (use log_n= for huge n)")
+        try:
+            n = _as_real(n, "n", low=1)
+        except ValueError:
+            raise ValueError(f"n must be a finite real number >= 1, got {n!r} (use log_n= for huge n)") from None
         return float(np.log(n))
-    if not np.isfinite(log_n) or log_n < 0:
-        raise ValueError(f"log_n must be a finite real number >= 0, got {log_n!r}")
-    return float(log_n)
+    try:
+        return _as_real(log_n, "log_n", low=0)
+    except ValueError:
+        raise ValueError(f"log_n must be a finite real number >= 0, got {log_n!r}") from None
 
 
 def reward_levels(p, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,7 +56,9 @@ def best_of_n_level_logpmf(log_mass, n: float | None = None, *, log_n: float | N
     Stable for any ``log_n`` (e.g. 3000): uses ``log1p``/``expm1`` and never forms ``n`` itself.
     """
     ln = resolve_log_n(n, log_n)
-    log_mass = np.asarray(log_mass, dtype=float)
+    log_mass = _as_array(log_mass, "log_mass", allow_neg_inf=True)
+    if not np.any(np.isfinite(log_mass)):
+        raise ValueError("log_mass must have at least one finite entry (a level with positive mass)")
     log_cdf = np.logaddexp.accumulate(log_mass)  # log F(k)
     log_cdf -= log_cdf[-1]  # exact normalisation: F(top) = 1
     log_sf = np.append(np.logaddexp.accumulate(log_mass[::-1])[::-1][1:], -np.inf)  # log S(k)
@@ -87,7 +92,10 @@ def best_of_n_distribution(p, r, n: float | None = None, *, log_n: float | None 
 
 def level_kl(log_a, log_b) -> float:
     """KL between two distributions given by log-probabilities on the same levels (``inf`` if needed)."""
-    log_a, log_b = np.asarray(log_a, float), np.asarray(log_b, float)
+    log_a = _as_array(log_a, "log_a", allow_neg_inf=True)
+    log_b = _as_array(log_b, "log_b", allow_neg_inf=True)
+    if log_a.shape != log_b.shape:
+        raise ValueError(f"log_a and log_b must be on the same levels, got shapes {log_a.shape} and {log_b.shape}")
     on = np.isfinite(log_a)
     if np.any(~np.isfinite(log_b[on])):
         return float("inf")
@@ -126,7 +134,7 @@ def best_of_n_expected_reward(p, r, n: float | None = None, *, log_n: float | No
 
 
 def best_of_n_kl_estimator(eps, n: float | None = None, *, log_n: float | None = None):
-    """Beirami et al.'s KL estimator ``D_hat(eps)`` (formula from a secondary note, see the brief).
+    """Beirami et al.'s KL estimator ``D_hat(eps)`` (arXiv 2401.01879; formula: secondary source, unverified).
 
     ``D_hat = (1-eps)^n (log n + (n-1) log(1-eps) - (n-1)/n)
     + (1 - (1-eps)^n) log((1 - (1-eps)^n) / eps)``, where ``eps`` is the reference probability of
@@ -134,7 +142,7 @@ def best_of_n_kl_estimator(eps, n: float | None = None, *, log_n: float | None =
     ``eps`` and the rest is continuous; ``0 <= D_hat <= log n - (n-1)/n``. Vectorised over ``eps``.
     """
     ln = resolve_log_n(n, log_n)
-    eps = np.asarray(eps, dtype=float)
+    eps = _as_array(eps, "eps", ndim=None)
     if np.any(~(eps > 0)) or np.any(eps > 1):
         raise ValueError(f"eps must be probabilities in (0, 1], got {eps}")
     frac = -np.expm1(-ln)  # (n - 1) / n, without forming n
@@ -148,6 +156,13 @@ def best_of_n_kl_estimator(eps, n: float | None = None, *, log_n: float | None =
     return float(out) if out.ndim == 0 else out
 
 
+def _as_rng(rng) -> np.random.Generator:
+    """A numpy Generator from a Generator, an int seed >= 0 or None."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
+    return np.random.default_rng(_as_int(rng, "rng (a Generator, an int seed >= 0 or None)", low=0))
+
+
 def sample_best_of_n(p, r, n: int, size: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Monte Carlo best-of-n: ``size`` indices, each the best of ``n`` draws from ``p``.
 
@@ -155,11 +170,13 @@ def sample_best_of_n(p, r, n: int, size: int, rng: np.random.Generator | int | N
     winner is distributed like ``p`` (uniform tie-breaking). Chapter 4 uses it to check the
     exact formulas.
     """
-    p = _as_distribution(p, "p")
-    r = np.asarray(r, dtype=float)
-    if int(n) != n or n < 1:
-        raise ValueError(f"sampling needs an integer n >= 1, got {n!r}")
-    rng = np.random.default_rng(rng)
+    p, r = _checked(p, r)
+    try:
+        n = _as_int(n, "n", low=1)
+    except ValueError:
+        raise ValueError(f"sampling needs an integer n >= 1, got {n!r}") from None
+    size = _as_int(size, "size", low=0)
+    rng = _as_rng(rng)
     draws = rng.choice(p.size, size=(size, int(n)), p=p)
     best = np.argmax(r[draws], axis=1)
     return draws[np.arange(size), best]
@@ -172,9 +189,11 @@ def best_of_n_from_pool(rewards, n: int, rng: np.random.Generator | int | None =
     keeps its highest reward (ties: the first in the shuffled order, i.e. uniformly at random).
     Chapter 4 uses it for best-of-N on the bundled language model.
     """
-    rewards = np.asarray(rewards, dtype=float)
-    if int(n) != n or not 1 <= n <= rewards.size:
-        raise ValueError(f"n must be an integer in [1, pool size {rewards.size}], got {n!r}")
-    rng = np.random.default_rng(rng)
+    rewards = _as_array(rewards, "rewards")
+    try:
+        n = _as_int(n, "n", low=1, high=rewards.size)
+    except ValueError:
+        raise ValueError(f"n must be an integer in [1, pool size {rewards.size}], got {n!r}") from None
+    rng = _as_rng(rng)
     groups = rng.permutation(rewards.size)[: (rewards.size // int(n)) * int(n)].reshape(-1, int(n))
     return groups[np.arange(groups.shape[0]), np.argmax(rewards[groups], axis=1)]

@@ -23,7 +23,7 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 
 from alignkit.theory.best_of_n import best_of_n_kl_bound, best_of_n_level_logpmf, level_kl
-from alignkit.theory.divergence import _checked
+from alignkit.theory.divergence import _as_array, _as_distribution, _as_int, _as_real, _checked
 from alignkit.theory.optimum import cgf, kl_constrained_optimum, max_kl, tilted_mean
 
 # ---------------------------------------------------------------- the per-token reward kernel
@@ -124,15 +124,22 @@ def _logpmf_direct(log_k: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
+def _check_m(m) -> int:
+    try:
+        return _as_int(m, "m (the sequence length)", low=1)
+    except ValueError:
+        raise ValueError(f"sequence length m must be an integer >= 1, got {m!r}") from None
+
+
 def sequence_reward_logpmf(p, r, m: int, method: str = "fft") -> tuple[np.ndarray, np.ndarray]:
     """Levels and log-probabilities of the total reward of ``m`` i.i.d. tokens from ``p``.
 
     ``method="fft"`` (tilted FFTs, ~O(sqrt(m) m log m), fine for m = 10^5) or ``"direct"``
     (exact log-space convolution, O(m^2), a reference for small m). Rewards must be integers.
     """
-    if int(m) != m or m < 1:
-        raise ValueError(f"sequence length m must be an integer >= 1, got {m!r}")
-    m = int(m)
+    m = _check_m(m)
+    if method not in ("fft", "direct"):
+        raise ValueError(f"method must be 'fft' or 'direct', got {method!r}")
     r_min, step, log_k = _token_kernel(p, r)
     if log_k.size == 1:
         return np.array([m * r_min]), np.array([0.0])
@@ -155,7 +162,8 @@ def rate_function(p, r, x, lam: float = 0.0):
     the tilt ``phi_lam`` (``lam = 0``: from ``p``). ``inf`` outside ``[min r, max r]``. Vectorised.
     """
     p, r = _checked(p, r)
-    xs = np.atleast_1d(np.asarray(x, dtype=float))
+    lam = _as_real(lam, "lam")
+    xs = np.atleast_1d(_as_array(x, "x", ndim=None, finite=False))
     support = p > 0
     lo, hi = r[support].min(), r[support].max()
     base = cgf(p, r, lam)
@@ -174,10 +182,11 @@ def rate_function(p, r, x, lam: float = 0.0):
 def tilt_for_mean(p, r, x: float) -> float:
     """The ``lam`` with ``Lambda'(lam) = E_{phi_lam} r = x``, for ``x`` strictly inside the range of ``r``."""
     p, r = _checked(p, r)
+    x = _as_real(x, "x")
     support = p > 0
     lo, hi = r[support].min(), r[support].max()
     if not lo < x < hi:
-        raise ValueError(f"mean reward {x!r} must lie strictly between min r = {lo} and max r = {hi}")
+        raise ValueError(f"x (the mean reward, {x!r}) must lie strictly between min r = {lo} and max r = {hi}")
     a, b = -1.0, 1.0
     while tilted_mean(p, r, a) > x:
         a *= 2.0
@@ -189,13 +198,21 @@ def tilt_for_mean(p, r, x: float) -> float:
 def renyi_cross_entropy(p, q, alpha: float) -> float:
     """``H_alpha(p; q) = log(sum_y p(y) q(y)^(alpha - 1)) / (1 - alpha)``; ``alpha = 1`` is the cross entropy.
 
-    One reading of the paper's "proper Renyi cross entropy" (see the brief: unverified).
+    One reading of the "proper Renyi cross entropy" of Yang et al. 2024 (abstract): the identity is
+    derived here and checked numerically; that it is the paper's statement is unverified.
     """
-    p, q = np.asarray(p, float), np.asarray(q, float)
+    p, q = _as_distribution(p, "p"), _as_distribution(q, "q")
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {p.shape} and {q.shape}")
+    alpha = _as_real(alpha, "alpha", low=0, low_open=True)
     on = p > 0
+    if np.any(q[on] == 0) and alpha <= 1:
+        return float("inf")
+    q_on = q[on]
     if alpha == 1:
-        return float(-np.sum(p[on] * np.log(q[on])))
-    return float(logsumexp(np.log(p[on]) + (alpha - 1) * np.log(q[on])) / (1 - alpha))
+        return float(-np.sum(p[on] * np.log(q_on)))
+    with np.errstate(divide="ignore"):
+        return float(logsumexp(np.log(p[on]) + (alpha - 1) * np.log(q_on)) / (1 - alpha))
 
 
 def sequence_scaled_cgf(p, r, m: int, t: float, lam: float = 0.0) -> float:
@@ -203,6 +220,7 @@ def sequence_scaled_cgf(p, r, m: int, t: float, lam: float = 0.0) -> float:
 
     Equals ``Lambda(lam + t) - Lambda(lam)`` for every ``m`` (the scaled cumulants are exact).
     """
+    t, lam = _as_real(t, "t"), _as_real(lam, "lam")
     levels, logpmf = sequence_reward_logpmf(p, r, m)
     log_phi = logpmf + lam * levels
     log_phi -= logsumexp(log_phi)
@@ -211,6 +229,7 @@ def sequence_scaled_cgf(p, r, m: int, t: float, lam: float = 0.0) -> float:
 
 def tail_exponent(p, r, m: int, x: float, lam: float = 0.0) -> float:
     """``-(1/m) log P(r(Y)/m >= x)`` for ``Y`` from the tilt ``phi_lam`` of length ``m``; tends to ``I_lam(x)``."""
+    x, lam = _as_real(x, "x"), _as_real(lam, "lam")
     levels, logpmf = sequence_reward_logpmf(p, r, m)
     log_phi = logpmf + lam * levels
     log_phi -= logsumexp(log_phi)
@@ -228,6 +247,8 @@ def best_of_n_vs_tilt(p, r, m: int, delta: float) -> dict:
     ``kl_bon_tilt`` (KL(BoN || tilt) / m), and ``kl_bon_tilt_total``, plus ``lam`` and ``log_n``.
     """
     p, r = _checked(p, r)
+    m = _check_m(m)
+    delta = _as_real(delta, "delta")
     if not 0 < delta < max_kl(p, r):
         raise ValueError(f"per-token delta must be in (0, -log p(argmax) = {max_kl(p, r):.4g}), got {delta!r}")
     _, lam = kl_constrained_optimum(p, r, delta)

@@ -15,7 +15,14 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from alignkit.theory.divergence import _as_distribution, _checked, tilt
+from alignkit.theory.divergence import (
+    _as_array,
+    _as_distribution,
+    _as_lam,
+    _as_real,
+    _checked,
+    tilt,
+)
 
 
 def cgf(p, r, lam) -> np.ndarray | float:
@@ -24,7 +31,7 @@ def cgf(p, r, lam) -> np.ndarray | float:
     ``lam`` may be a scalar or an array (vectorised). Chapter 4 introduces it.
     """
     p, r = _checked(p, r)
-    lam_arr = np.asarray(lam, dtype=float)
+    lam_arr = _as_array(lam, "lam", ndim=None, nonempty=False)
     with np.errstate(divide="ignore"):
         logp = np.log(p)
     out = logsumexp(logp[None, :] + lam_arr.reshape(-1, 1) * r[None, :], axis=1)
@@ -59,6 +66,7 @@ def tilt_kl(p, r, lam: float) -> float:
     Written relative to the top reward so that large ``lam`` does not subtract two huge numbers.
     """
     p, r = _checked(p, r)
+    lam = _as_lam(lam)
     if np.isinf(lam) and lam > 0:
         return max_kl(p, r)
     if lam == 0:
@@ -82,8 +90,10 @@ def kl_constrained_optimum(p, r, delta: float) -> tuple[np.ndarray, float]:
     Chapter 4 introduces it.
     """
     p, r = _checked(p, r)
-    if not np.isfinite(delta) or delta < 0:
-        raise ValueError(f"delta must be a finite KL budget >= 0 (nats), got {delta!r}")
+    try:
+        delta = _as_real(delta, "delta", low=0)
+    except ValueError:
+        raise ValueError(f"delta must be a finite KL budget >= 0 (nats), got {delta!r}") from None
     ceiling = max_kl(p, r)
     if delta >= ceiling:
         return tilt(p, r, np.inf), float("inf")
@@ -105,5 +115,6 @@ def kl_to_tilt_identity(phi, p, r, lam: float) -> float:
 
     p, r = _checked(p, r)
     phi = _as_distribution(phi, "phi")
+    lam = _as_real(lam, "lam")  # finite: at lam = inf the identity reads inf * 0
     target = tilt(p, r, lam)
     return kl(phi, p) - kl(target, p) - lam * (np.dot(phi, r) - np.dot(target, r))

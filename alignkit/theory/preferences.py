@@ -14,13 +14,13 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit, logit
 
-from alignkit.theory.divergence import tilt
+from alignkit.theory.divergence import _as_array, _as_distribution, _as_int, _as_real, tilt
 
 
 def pooled_rate(weights, rates) -> float:
     """The population's rate of preferring A: sum_g w_g p_g (weights must sum to 1)."""
-    w = np.asarray(weights, dtype=float)
-    p = np.asarray(rates, dtype=float)
+    w = _as_array(weights, "weights", ndim=None, nonempty=False)
+    p = _as_array(rates, "rates", ndim=None, nonempty=False)
     if w.shape != p.shape or w.ndim != 1 or w.size == 0:
         raise ValueError(f"weights and rates must be 1-D of equal length, got {w.shape} and {p.shape}")
     if np.any(w < 0) or abs(w.sum() - 1) > 1e-8:
@@ -37,9 +37,18 @@ def bt_reward_gap(rate: float) -> float:
     of A-wins, so the MLE is its logit: every group structure with the same pooled rate gives the
     same reward. That is the collapse.
     """
+    rate = _as_real(rate, "rate")
     if not (0 < rate < 1):
         raise ValueError(f"rate must be in (0, 1) for a finite Bradley-Terry gap, got {rate!r}")
     return float(logit(rate))
+
+
+def _item_indices(x, name: str) -> np.ndarray:
+    """A 1-D array of integer item indices (floats must be whole numbers: 1.7 is not an item)."""
+    a = _as_array(x, name, nonempty=False)
+    if np.any(a != np.round(a)):
+        raise ValueError(f"{name} must be integer item indices, got {a[a != np.round(a)][:5].tolist()}")
+    return a.astype(int)
 
 
 def fit_bradley_terry(winners, losers, n_items: int, l2: float = 0.0) -> np.ndarray:
@@ -49,12 +58,14 @@ def fit_bradley_terry(winners, losers, n_items: int, l2: float = 0.0) -> np.ndar
     mean zero (BT only identifies differences). With ``l2 = 0`` every item must win and lose at
     least once for the MLE to be finite.
     """
-    w = np.asarray(winners, dtype=int)
-    lo = np.asarray(losers, dtype=int)
+    w, lo = _item_indices(winners, "winners"), _item_indices(losers, "losers")
     if w.shape != lo.shape or w.size == 0:
         raise ValueError(f"winners and losers must be non-empty and equal length, got {w.shape}, {lo.shape}")
-    if n_items < 2 or w.min() < 0 or max(w.max(), lo.max()) >= n_items:
-        raise ValueError(f"item indices must be in [0, {n_items}), got n_items={n_items!r}")
+    n_items = _as_int(n_items, "n_items", low=2)
+    l2 = _as_real(l2, "l2", low=0)
+    if min(w.min(), lo.min()) < 0 or max(w.max(), lo.max()) >= n_items:
+        raise ValueError(f"winners and losers must be item indices in [0, n_items={n_items}), got "
+                         f"min {min(w.min(), lo.min())}, max {max(w.max(), lo.max())}")
 
     def loss(r):
         margin = r[w] - r[lo]
@@ -70,10 +81,11 @@ def fit_bradley_terry(winners, losers, n_items: int, l2: float = 0.0) -> np.ndar
 
 def kl_policy(reward, beta: float, reference=None) -> np.ndarray:
     """The KL-regularised optimum argmax E[r] - beta KL(pi || pi_0) = tilt(pi_0, r, 1 / beta)."""
-    reward = np.asarray(reward, dtype=float)
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta!r}")
-    ref = np.full(reward.size, 1.0 / reward.size) if reference is None else reference
+    reward = _as_array(reward, "reward")
+    beta = _as_real(beta, "beta", low=0, low_open=True)
+    ref = np.full(reward.size, 1.0 / reward.size) if reference is None else _as_distribution(reference, "reference")
+    if ref.shape != reward.shape:
+        raise ValueError(f"reference must have reward's shape {reward.shape}, got {ref.shape}")
     return tilt(ref, reward, 1.0 / beta)
 
 
@@ -82,25 +94,28 @@ def collapse_curve(weights, rates, betas) -> np.ndarray:
 
     Groups ``weights`` prefer A with probabilities ``rates``; one scalar BT reward is fitted to the
     pooled labels (gap logit(pooled)), and pi ~ uniform * exp(r / beta). Closed form:
-    pi(B) = 1 / (1 + exp(gap / beta)). Chapter 5's brief: 0.7/0.3 groups at 0.9/0.1 give
+    pi(B) = 1 / (1 + exp(gap / beta)). Derived here (checked numerically): 0.7/0.3 groups at 0.9/0.1 give
     48.34%, 34.00%, 9.88%, 0.131% at beta = 10, 1, 0.3, 0.1.
     """
     gap = bt_reward_gap(pooled_rate(weights, rates))
-    return np.array([kl_policy([gap, 0.0], b)[1] for b in np.atleast_1d(betas)])
+    betas = np.atleast_1d(_as_array(betas, "betas", ndim=None))
+    if betas.ndim != 1 or np.any(betas <= 0):
+        raise ValueError(f"betas must be a number or a 1-D array of numbers > 0, got {betas}")
+    return np.array([kl_policy([gap, 0.0], b)[1] for b in betas.tolist()])
 
 
 def trimmed_mean(values, trim: float) -> float:
     """Mean after dropping the ``trim`` fraction at each end (scipy.stats.trim_mean)."""
-    if not (0 <= trim < 0.5):
-        raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
-    return float(stats.trim_mean(np.asarray(values, dtype=float), trim))
+    trim = _as_real(trim, "trim", low=0, high=0.5, high_open=True)
+    return float(stats.trim_mean(_as_array(values, "values"), trim))
 
 
 def median_of_means(values, blocks: int, rng: np.random.Generator | None = None) -> float:
     """Median of the means of ``blocks`` equal random blocks (all values used, shuffled by ``rng``)."""
-    x = np.asarray(values, dtype=float)
-    if int(blocks) != blocks or not (1 <= blocks <= x.size):
-        raise ValueError(f"blocks must be an integer in [1, {x.size}], got {blocks!r}")
+    x = _as_array(values, "values")
+    blocks = _as_int(blocks, "blocks", low=1, high=x.size)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
     if rng is not None:
         x = rng.permutation(x)
     return float(np.median([b.mean() for b in np.array_split(x, int(blocks))]))
@@ -108,6 +123,10 @@ def median_of_means(values, blocks: int, rng: np.random.Generator | None = None)
 
 def group_median(values, groups) -> float:
     """Median of per-group means: every group counts once, whatever its size."""
-    x = np.asarray(values, dtype=float)
+    x = _as_array(values, "values")
+    if groups is None or isinstance(groups, (str, bytes, dict)):
+        raise TypeError(f"groups must be an array of group labels (one per value), got {type(groups).__name__}")
     g = np.asarray(groups)
+    if g.shape != x.shape:
+        raise ValueError(f"groups must have one label per value: values {x.shape}, groups {g.shape}")
     return float(np.median([x[g == k].mean() for k in np.unique(g)]))

@@ -20,15 +20,31 @@ import math
 import numpy as np
 from scipy import stats
 
+from alignkit.theory.divergence import _as_int, _as_real
 
-def _check(epsilon: float | None = None, delta: float | None = None, groups: int | None = None) -> None:
-    """Raise ``ValueError`` naming the bad argument and the accepted range."""
-    if epsilon is not None and not (0 < epsilon < 1):
-        raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
-    if delta is not None and not (0 < delta < 1):
-        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    if groups is not None and (int(groups) != groups or groups < 1):
-        raise ValueError(f"groups must be an integer >= 1, got {groups!r}")
+_UNCHECKED = object()
+
+
+def _check(epsilon=_UNCHECKED, delta=_UNCHECKED, groups=_UNCHECKED) -> None:
+    """Raise ``ValueError`` (``TypeError`` for a non-number) naming the bad argument and the accepted range.
+
+    Only the arguments passed are checked (None is checked, and refused, like any other value).
+    """
+    for name, value in (("epsilon", epsilon), ("delta", delta)):
+        if value is not _UNCHECKED:
+            try:
+                _as_real(value, name, low=0, high=1, low_open=True, high_open=True)
+            except ValueError:
+                raise ValueError(f"{name} must be in (0, 1), got {value!r}") from None
+    if groups is not _UNCHECKED:
+        try:
+            _as_int(groups, "groups", low=1)
+        except ValueError:
+            raise ValueError(f"groups must be an integer >= 1, got {groups!r}") from None
+
+
+def _check_samples(samples) -> float:
+    return _as_real(samples, "samples", low=0, low_open=True)
 
 
 def hoeffding_union_samples(epsilon: float, delta: float, groups: int = 1) -> int:
@@ -52,6 +68,7 @@ def normal_approx_samples(epsilon: float, delta: float, groups: int = 1, varianc
     it at these deltas) but an asymptotic approximation, not a guarantee.
     """
     _check(epsilon, delta, groups)
+    variance = _as_real(variance, "variance")
     if not (0 < variance <= 0.25):
         raise ValueError(f"variance of a [0, 1] label must be in (0, 0.25], got {variance!r}")
     z = stats.norm.isf(delta / (2 * groups))
@@ -60,9 +77,9 @@ def normal_approx_samples(epsilon: float, delta: float, groups: int = 1, varianc
 
 def binomial_failure(n: int, epsilon: float, p: float = 0.5) -> float:
     """Exact P(|k/n - p| > epsilon) for k ~ Binomial(n, p): the failure rate of one group."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n!r}")
+    n = _as_int(n, "n", low=1)
     _check(epsilon)
+    p = _as_real(p, "p", low=0, high=1)
     lo = math.ceil(n * (p - epsilon)) - 1  # k <= lo means k/n < p - eps
     hi = math.floor(n * (p + epsilon)) + 1  # k >= hi means k/n > p + eps
     tail_lo = stats.binom.cdf(lo, n, p) if lo >= 0 else 0.0
@@ -80,6 +97,7 @@ def exact_binomial_samples(epsilon: float, delta: float, groups: int = 1, p: flo
     monotone envelope searched from Hoeffding's size downwards.
     """
     _check(epsilon, delta, groups)
+    p = _as_real(p, "p", low=0, high=1)
     target = delta / groups
     hi = max(1, hoeffding_union_samples(epsilon, delta, groups) // groups)
     lo = 1
@@ -95,14 +113,14 @@ def exact_binomial_samples(epsilon: float, delta: float, groups: int = 1, p: flo
 def achievable_epsilon(samples: float, delta: float, groups: int = 1) -> float:
     """The epsilon Hoeffding + union guarantees with ``samples`` in total: sqrt(G ln(2G/delta) / (2m))."""
     _check(delta=delta, groups=groups)
-    if samples <= 0:
-        raise ValueError(f"samples must be > 0, got {samples!r}")
+    samples = _check_samples(samples)
     return math.sqrt(groups * math.log(2 * groups / delta) / (2 * samples))
 
 
 def groups_supported(samples: float, epsilon: float, delta: float) -> int:
     """The most groups G whose Hoeffding + union requirement fits in ``samples`` (0 if none)."""
     _check(epsilon, delta)
+    samples = _as_real(samples, "samples", low=0)
     if hoeffding_union_samples(epsilon, delta, 1) > samples:
         return 0
     lo, hi = 1, 2
@@ -126,8 +144,9 @@ def context_bound_log10(d: float, epsilon: float, delta: float, n: float = 1.0, 
     log10 so that d in the hundreds does not overflow.
     """
     _check(epsilon, delta)
-    if d < 0 or n <= 0 or kappa <= 0:
-        raise ValueError(f"need d >= 0, n > 0, kappa > 0; got d={d!r}, n={n!r}, kappa={kappa!r}")
+    d = _as_real(d, "d", low=0)
+    n = _as_real(n, "n", low=0, low_open=True)
+    kappa = _as_real(kappa, "kappa", low=0, low_open=True)
     return d * math.log10(2) + math.log10(kappa) - 2 * math.log10(epsilon) - math.log10(n) - math.log10(delta)
 
 
@@ -137,8 +156,7 @@ def coverage_samples(d: int, epsilon: float, delta: float) -> int:
     The coverage cost of context: with no structure each binary context is its own group, so
     the cost is ``hoeffding_union_samples(eps, delta, 2**d)``, which grows like d 2^d.
     """
-    if int(d) != d or d < 0:
-        raise ValueError(f"d must be an integer >= 0, got {d!r}")
+    d = _as_int(d, "d", low=0)
     return hoeffding_union_samples(epsilon, delta, 2 ** int(d))
 
 
@@ -164,6 +182,14 @@ def headline_numbers(epsilon: float = 0.01, delta: float = 0.001) -> dict[str, f
 
 def sample_table(epsilon: float, delta: float, groups) -> dict[str, np.ndarray]:
     """Hoeffding + union, exact binomial and normal-approximation sizes for each G in ``groups``."""
+    _check(epsilon, delta)
+    if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__iter__"):
+        raise TypeError(f"groups must be a list of group counts, got {type(groups).__name__}: {groups!r:.80}")
+    groups = list(groups)
+    if not groups:
+        raise ValueError("groups must be a non-empty list of group counts")
+    for g in groups:
+        _check(groups=g)
     groups = [int(g) for g in groups]
     return {
         "groups": np.array(groups),

@@ -6,7 +6,10 @@ The builders themselves live one per trainer type: :mod:`alignkit.training.grpo`
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -70,26 +73,250 @@ def checked_reward(fn: Callable) -> Callable:
     return wrapper
 
 
+def _checkpoint_number(path: Path) -> int:
+    return int(path.name.split("-")[-1])
+
+
+def read_trainer_state(checkpoint: str | Path) -> dict | None:
+    """A checkpoint's ``trainer_state.json`` as a dict, or None when it is missing, empty or
+    truncated (a save that was interrupted, or a disk that filled up)."""
+    path = Path(checkpoint) / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("global_step"), int) else None
+
+
 def last_checkpoint(output_dir: str | Path) -> str | None:
     """The newest complete ``checkpoint-N`` folder in ``output_dir`` (None when there is none).
 
     The Trainer writes ``trainer_state.json`` last, so a folder without it is a save that was
-    interrupted; it is skipped and the run resumes from the checkpoint before it.
+    interrupted; it is skipped and the run resumes from the checkpoint before it. A folder whose
+    ``trainer_state.json`` is empty or truncated is skipped too, with a warning naming it.
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return None
-    done = [p for p in output_dir.glob("checkpoint-*")
-            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+    candidates = sorted((p for p in output_dir.glob("checkpoint-*")
+                         if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                        key=_checkpoint_number, reverse=True)
+    for path in candidates:
+        if not (path / "trainer_state.json").exists():
+            continue  # an interrupted save: the Trainer writes trainer_state.json last
+        if read_trainer_state(path) is None:
+            warnings.warn(f"skipping checkpoint {path}: its trainer_state.json is empty or truncated; "
+                          "resuming from the checkpoint before it", stacklevel=2)
+            continue
+        return str(path)
+    return None
 
 
-def train(trainer, *, resume: bool = True):
+# ---------------------------------------------------------------------------------------------
+# The run's configuration, saved in its output folder so that a resume can check it
+# ---------------------------------------------------------------------------------------------
+
+RUN_CONFIG = "alignkit_run.json"
+# TrainingArguments fields that change what a run computes (the rest is bookkeeping: logging,
+# saving, output folder, hub, dataloader workers, memory switches such as gradient checkpointing)
+RUN_TRAINING_FIELDS = (
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio",
+    "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "optim", "optim_args",
+    "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "seed", "data_seed", "bf16", "fp16", "label_smoothing_factor", "neftune_noise_alpha",
+    "train_sampling_strategy", "average_tokens_across_devices")
+# fields of the TRL configs themselves that are bookkeeping too (prefixes and names)
+_BOOKKEEPING_PREFIXES = ("log_", "vllm_server_", "vllm_group_", "wandb_")
+_BOOKKEEPING_NAMES = {
+    "num_completions_to_print", "ds3_gather_for_generation", "vllm_gpu_memory_utilization",
+    "vllm_enable_sleep_mode", "vllm_tensor_parallel_size", "use_transformers_paged",
+    "use_transformers_continuous_batching", "transformers_continuous_batching_config",
+    "cache_implementation", "dataset_num_proc", "activation_offloading", "trust_remote_code"}
+# saved but not compared: raising max_steps is how a finished run is extended
+EXTENDABLE_FIELDS = ("max_steps",)
+_LORA_FIELDS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora", "use_dora",
+                "init_lora_weights", "modules_to_save", "task_type")
+
+
+RESTART_HINT = "To start over, pass restart=True (command line: --restart), which clears its checkpoints."
+
+
+class RunConfigMismatch(ValueError):
+    """Resuming a run folder with a configuration other than the one it was started with."""
+
+
+def _plain(value):
+    """``value`` with sets and tuples as (sorted) lists, enums as their values, non-finite floats
+    and unknown objects as strings: what a JSON file gives back, and comparable."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=str)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    inner = getattr(value, "value", None)  # enums (SchedulerType, OptimizerNames...)
+    return _plain(inner) if isinstance(inner, (str, int, float)) else str(value)
+
+
+def run_arguments(args) -> dict:
+    """The fields of a TRL / transformers config that define a run (bookkeeping dropped)."""
+    from transformers import TrainingArguments
+
+    base = config_fields(TrainingArguments)
+    values = args.to_dict()
+    own = [n for n in values if n not in base and not n.startswith(_BOOKKEEPING_PREFIXES)
+           and n not in _BOOKKEEPING_NAMES]
+    keep = [n for n in RUN_TRAINING_FIELDS if n in values] + sorted(own)
+    return {n: _plain(values[n]) for n in keep}
+
+
+def describe_model(model, name: str | None = None) -> dict:
+    """``{name, quantization, lora}`` of a policy (LoRA as its peft config's defining fields)."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    quantization = ("4bit" if getattr(base, "is_loaded_in_4bit", False) else
+                    "8bit" if getattr(base, "is_loaded_in_8bit", False) else None)
+    lora = None
+    if isinstance(model, PeftModel):
+        config = model.peft_config.get("default") or next(iter(model.peft_config.values()))
+        lora = {k: _plain(getattr(config, k)) for k in _LORA_FIELDS if hasattr(config, k)}
+    name = name or getattr(getattr(base, "config", None), "_name_or_path", None)
+    return {"name": name, "quantization": quantization, "lora": lora}
+
+
+def run_config(trainer) -> dict:
+    """What defines ``trainer``'s run: its config's run fields, the model (name, quantisation,
+    LoRA), the task and rewards, and the number of processes. Saved as ``RUN_CONFIG``.
+
+    A builder that knows more than the trainer does (the recipe's model name and task) puts it
+    in ``trainer.alignkit_run = {"model_name": ..., "task": {...}}``.
+    """
+    extra = getattr(trainer, "alignkit_run", None) or {}
+    model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
+    config = {"config": type(trainer.args).__name__, "args": run_arguments(trainer.args),
+              "model": describe_model(model, extra.get("model_name")),
+              "task": _plain(extra.get("task")),
+              "rewards": list(getattr(trainer, "reward_func_names", []) or []),
+              "num_processes": trainer.accelerator.num_processes}
+    return _plain(config)
+
+
+def _flatten(config: dict) -> dict:
+    """``{"args": {"beta": 0}, "model": {"lora": {"r": 16}}}`` -> ``{"beta": 0, "model.lora.r": 16}``."""
+    flat: dict = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            flat[prefix] = value
+
+    for section, value in config.items():
+        walk("" if section == "args" else section, value)
+    return flat
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """``["learning_rate 5e-05 -> 0.0001", ...]``: each field whose value differs (old -> new),
+    except :data:`EXTENDABLE_FIELDS` (a longer ``max_steps`` continues a finished run)."""
+    old, new = _flatten(saved), _flatten(current)
+    missing = object()
+    return [f"{k} {old.get(k, 'unset')!s} -> {new.get(k, 'unset')!s}" for k in sorted(set(old) | set(new))
+            if k not in EXTENDABLE_FIELDS and old.get(k, missing) != new.get(k, missing)]
+
+
+def read_run_config(output_dir: str | Path) -> dict | None:
+    """The configuration saved in a run folder, or None (no run started there, or unreadable)."""
+    try:
+        saved = json.loads((Path(output_dir) / RUN_CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def clear_run(output_dir: str | Path) -> list[str]:
+    """Remove what a run left in ``output_dir`` (checkpoints, its saved configuration, the rank
+    summaries) so that it starts over; other files are kept. Returns the names removed."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    removed = []
+    for path in sorted(output_dir.iterdir()):
+        ours = (path.is_dir() and path.name.startswith("checkpoint-")) or path.name == RUN_CONFIG or \
+            (path.name.startswith("rank") and path.suffix == ".json")
+        if ours:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+def _target_steps(trainer, state: dict) -> int:
+    """The step a run ends at: ``args.max_steps`` when set, else what the Trainer computed from
+    ``num_train_epochs`` (saved in the checkpoint's state)."""
+    return trainer.args.max_steps if trainer.args.max_steps > 0 else int(state.get("max_steps", 0))
+
+
+def _finished(trainer, checkpoint: str):
+    """Load a finished run's last checkpoint into ``trainer`` and return its ``TrainOutput``."""
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    print(f"alignkit: run in {trainer.args.output_dir} is already finished (step {state.global_step} of "
+          f"{_target_steps(trainer, {'max_steps': state.max_steps})}, {Path(checkpoint).name}); "
+          f"nothing to train. {RESTART_HINT}")
+    if not (getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)):
+        trainer._load_from_checkpoint(checkpoint)  # the finished weights, not the fresh ones
+    trainer.state = state
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    loss = next((h["train_loss"] for h in reversed(state.log_history) if "train_loss" in h),
+                sum(losses) / len(losses) if losses else float("nan"))
+    return TrainOutput(state.global_step, loss, {"already_finished": True})
+
+
+def train(trainer, *, resume: bool = True, restart: bool = False):
     """``trainer.train()``, resuming from the last complete checkpoint in its output folder.
 
     Save checkpoints with ``save_strategy="steps", save_steps=N`` (``grpo_config`` overrides).
+
+    * The run's configuration (:func:`run_config`) is saved atomically as ``RUN_CONFIG`` in the
+      output folder. Resuming with a different one (a new learning rate, beta, model...) raises
+      :class:`RunConfigMismatch` naming each field (old -> new) instead of mixing two runs.
+    * A run whose last checkpoint reached ``max_steps`` is finished: nothing is trained, the
+      checkpoint's weights and state are loaded into ``trainer`` and a line says so. A larger
+      ``max_steps`` (the one field that may change) continues it.
+    * ``restart=True`` clears the folder's checkpoints and saved configuration first;
+      ``resume=False`` trains from scratch without reading them (and overwrites the configuration).
     """
-    checkpoint = last_checkpoint(trainer.args.output_dir) if resume else None
+    from alignkit.io import atomic_write_json
+
+    output_dir = Path(trainer.args.output_dir)
+    main = trainer.is_world_process_zero()
+    if restart:
+        if main:
+            clear_run(output_dir)
+        trainer.accelerator.wait_for_everyone()
+    config = run_config(trainer)
+    checkpoint = last_checkpoint(output_dir) if resume and not restart else None
+    if checkpoint is not None:
+        saved = read_run_config(output_dir)
+        differences = config_differences(saved, config) if saved is not None else []
+        if differences:
+            raise RunConfigMismatch(f"{output_dir} holds a run with another configuration "
+                                    f"({'; '.join(differences)}); resume it with the same settings, "
+                                    f"choose another output folder, or start over. {RESTART_HINT}")
+        state = read_trainer_state(checkpoint)
+        target = _target_steps(trainer, state)
+        if target > 0 and state["global_step"] >= target:
+            return _finished(trainer, checkpoint)
+    if main:
+        atomic_write_json(output_dir / RUN_CONFIG, config)
     return trainer.train(resume_from_checkpoint=checkpoint)
 
 

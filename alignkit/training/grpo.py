@@ -112,7 +112,29 @@ class FastGRPOTrainer(GRPOTrainer):
     Everything else (loss, advantages, logging, checkpoints, distributed training) is TRL's own.
     Merging is skipped with vLLM (which syncs its own weights), DeepSpeed and FSDP (sharded
     weights) and 4-bit bases. ``build_grpo_trainer`` and the recipe launcher build this class.
+
+    The trainable weights keep the dtype the model was built with (the precision policy's:
+    float32 master weights for LoRA; autocast does the bf16/fp16 compute). TRL casts a 4-bit
+    model's adapter to bfloat16 (even on a CPU with ``bf16=False``), and peft loads it back in
+    float32 on resume, so a resumed QLoRA run would change precision mid-run; both are undone.
     """
+
+    def __init__(self, model, *args, **kwargs):
+        dtypes = ({n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+                  if isinstance(model, torch.nn.Module) else {})
+        super().__init__(model, *args, **kwargs)
+        self._trainable_dtypes = dtypes
+        self._restore_trainable_dtypes()
+
+    def _restore_trainable_dtypes(self) -> None:
+        for name, param in self.accelerator.unwrap_model(self.model).named_parameters():
+            dtype = self._trainable_dtypes.get(name)
+            if dtype is not None and param.dtype != dtype:
+                param.data = param.data.to(dtype)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self._restore_trainable_dtypes()
 
     def _generate_single_turn(self, *args, **kwargs):
         sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
@@ -130,7 +152,8 @@ def build_grpo_trainer(model, reward_funcs: Callable | Sequence[Callable], train
 
     Args:
         model: a model, or a short name / hub id loaded with ``load_policy`` (LoRA and 4-bit as
-            ``scale`` says; LoRA when no scale is given).
+            ``scale`` says; LoRA when no scale is given), seeded with ``seed`` first so that
+            the same seed gives the same adapter initialisation.
         reward_funcs: one TRL reward function or a list (each wrapped by ``checked_reward``).
         train_dataset: a ``datasets.Dataset`` with a ``prompt`` column (plain or conversational).
         scale, paper, seed, compute, fields: the config layers of :func:`grpo_config`.
@@ -144,10 +167,14 @@ def build_grpo_trainer(model, reward_funcs: Callable | Sequence[Callable], train
     name = model if isinstance(model, str) else None
     if name is not None:
         quantization = scale.quantization if scale is not None else None
-        model = load_policy(name, quantization=quantization, lora=None if scale and not scale.lora else True)
+        model = load_policy(name, quantization=quantization, lora=None if scale and not scale.lora else True,
+                            seed=seed)
     if tokenizer is None:
         tokenizer = load_tokenizer(name or model.config._name_or_path)
     funcs = [reward_funcs] if callable(reward_funcs) else list(reward_funcs)
-    return FastGRPOTrainer(model=model, reward_funcs=[checked_reward(f) for f in funcs], args=args,
-                           train_dataset=train_dataset, processing_class=tokenizer,
-                           callbacks=list(callbacks or []))
+    trainer = FastGRPOTrainer(model=model, reward_funcs=[checked_reward(f) for f in funcs], args=args,
+                              train_dataset=train_dataset, processing_class=tokenizer,
+                              callbacks=list(callbacks or []))
+    if name is not None:  # what alignkit.training.train saves as the run's configuration
+        trainer.alignkit_run = {"model_name": name}
+    return trainer

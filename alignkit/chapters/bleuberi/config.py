@@ -81,7 +81,7 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
     "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
                               max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
                               n_eval=4, lr=5e-4, seeds=(0,)),
-    # sized for ~30 min on 2 quiet CPU cores: 16 hard prompts (the lowest-BLEU quarter of 64), so
+    # 44 min on 2 quiet CPU cores (measured at commit 965c81f): 16 hard prompts (the lowest-BLEU quarter of 64), so
     # every run takes 16 steps of 8 completions
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=16, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
