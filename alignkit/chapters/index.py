@@ -104,7 +104,7 @@ CHAPTERS: dict[str, Chapter] = {c.id: c for c in (
     Chapter("03_kl_as_bayes", "RL with KL penalties is better viewed as Bayesian inference",
             "alignkit.chapters.kl_as_bayes", tasks=_kl_as_bayes_tasks),
     Chapter("04_best_of_n", "Asymptotics of language model alignment, and best-of-n guarantees",
-            "alignkit.theory.best_of_n"),
+            "alignkit.chapters.best_of_n"),
     Chapter("05_rlhf_trilemma", "Position: the RLHF trilemma", "alignkit.chapters.trilemma"),
 )}
 

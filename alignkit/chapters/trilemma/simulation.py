@@ -30,13 +30,14 @@ def pool_bias(weights, rates, pool: str) -> float:
     return 0.0 if pool == "diverse" else abs(float(rates[0]) - truth)
 
 
-def simulate_representativeness(weights, rates, sample_sizes, pool: str = "diverse", *,
-                                repeats: int = 500, seed: int = 0) -> np.ndarray:
-    """Mean absolute error of the estimated population preference rate, one value per sample size.
+def representativeness_errors(weights, rates, sample_sizes, pool: str = "diverse", *,
+                              repeats: int = 500, seed: int = 0) -> np.ndarray:
+    """Absolute error of the estimated population preference rate, ``(sample sizes, repeats)``.
 
     Each annotator is drawn from the pool (the whole population, or only group 0 when
     ``pool="homogeneous"``) and gives one Bernoulli label with their group's rate; the estimate is
-    the fraction of A-labels. Averaged over ``repeats`` seeded runs.
+    the fraction of A-labels. One row per sample size, one column per seeded repetition (the
+    units a bootstrap resamples).
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
@@ -49,8 +50,18 @@ def simulate_representativeness(weights, rates, sample_sizes, pool: str = "diver
             raise ValueError(f"sample sizes must be >= 1, got {m!r}")
         per_group = rng.multinomial(int(m), w, size=repeats)  # annotators per group
         wins = rng.binomial(per_group, np.asarray(rates, dtype=float)).sum(axis=1)
-        errors.append(np.mean(np.abs(wins / m - truth)))
+        errors.append(np.abs(wins / m - truth))
     return np.array(errors)
+
+
+def simulate_representativeness(weights, rates, sample_sizes, pool: str = "diverse", *,
+                                repeats: int = 500, seed: int = 0) -> np.ndarray:
+    """Mean absolute error of the estimated population preference rate, one value per sample size.
+
+    The mean over repetitions of :func:`representativeness_errors` (same arguments, same numbers).
+    """
+    return representativeness_errors(weights, rates, sample_sizes, pool, repeats=repeats,
+                                     seed=seed).mean(axis=1)
 
 
 def coverage_error(d: int, samples: int, *, repeats: int = 200, seed: int = 0) -> float:
@@ -75,7 +86,7 @@ def coverage_error(d: int, samples: int, *, repeats: int = 200, seed: int = 0) -
 def coverage_samples_needed(d: int, target: float = 0.1, *, repeats: int = 200, seed: int = 0) -> int:
     """Smallest sample size whose simulated ``coverage_error`` is <= ``target`` (bisection, same seed).
 
-    The chapter 5 brief reports 20, 48, 86, 178, 369, 706, 1464, 2800 for d = 1..8 at target 0.1
+    An independent run of this design gave 20, 48, 86, 178, 369, 706, 1464, 2800 for d = 1..8 at 0.1
     with 200 repetitions (its own seeds; ours differ by Monte Carlo noise).
     """
     if not (0 < target < 0.25):
@@ -106,18 +117,19 @@ def _aggregate(annotator_means: np.ndarray, aggregator: str, trim: float) -> np.
     raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {aggregator!r}")
 
 
-def simulate_poisoning(alpha: float, *, aggregator: str = "mean", trim: float = 0.1,
-                       weights=(0.7, 0.3), rates=(0.9, 0.1), annotators: int = 200,
-                       labels_per_annotator: int = 5, adversary_value: float = 0.0,
-                       repeats: int = 300, seed: int = 0) -> dict[str, float]:
-    """Errors of an aggregator of annotator means, without and with a fraction ``alpha`` of adversaries.
+def poisoning_estimates(alpha: float, *, aggregator: str = "mean", trim: float = 0.1,
+                        weights=(0.7, 0.3), rates=(0.9, 0.1), annotators: int = 200,
+                        labels_per_annotator: int = 5, adversary_value: float = 0.0,
+                        repeats: int = 300, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-repetition estimates of an aggregator of annotator means, without and with attack.
 
     Honest annotators come from the population (``weights``, ``rates``) and give
     ``labels_per_annotator`` Bernoulli labels each; in the poisoned run a fraction ``alpha`` of them
     is replaced by adversaries whose labels are all ``adversary_value`` (0 pushes towards the
     minority's side, where a robust aggregator cannot tell them from the minority). The same
-    honest labels are used in both runs. Returns mean absolute errors against the population
-    rate, ``clean`` and ``poisoned``, and ``damage`` = mean |poisoned - clean| estimate.
+    honest labels are used in both runs, and the same seed gives the same honest labels for every
+    aggregator (so aggregators can be compared paired, repetition by repetition). Returns
+    ``clean`` and ``poisoned`` estimates (one per repetition) and the population rate ``truth``.
     """
     if not (0 <= alpha < 1):
         raise ValueError(f"alpha (fraction of poisoned annotators) must be in [0, 1), got {alpha!r}")
@@ -130,12 +142,24 @@ def simulate_poisoning(alpha: float, *, aggregator: str = "mean", trim: float = 
     poisoned = means.copy()
     n_bad = int(round(alpha * annotators))
     poisoned[:, :n_bad] = adversary_value  # annotators are exchangeable: replace the first n_bad
-    clean_est = _aggregate(means, aggregator, trim)
-    bad_est = _aggregate(poisoned, aggregator, trim)
+    return {"clean": _aggregate(means, aggregator, trim), "poisoned": _aggregate(poisoned, aggregator, trim),
+            "truth": np.full(repeats, truth)}
+
+
+def simulate_poisoning(alpha: float, **kwargs) -> dict[str, float]:
+    """Errors of an aggregator of annotator means, without and with a fraction ``alpha`` of adversaries.
+
+    Arguments as :func:`poisoning_estimates`. Returns mean absolute errors against the population
+    rate, ``clean`` and ``poisoned``, and ``damage`` = mean |poisoned - clean| estimate: how far the
+    attack moved the aggregator. Damage, not the poisoned error, measures robustness: an
+    aggregator biased away from the truth without attack (a trimmed mean cuts more of the minority
+    than of the majority) can land closer to the truth when the attack pushes the other way.
+    """
+    est = poisoning_estimates(alpha, **kwargs)
     return {
-        "clean": float(np.mean(np.abs(clean_est - truth))),
-        "poisoned": float(np.mean(np.abs(bad_est - truth))),
-        "damage": float(np.mean(np.abs(bad_est - clean_est))),
+        "clean": float(np.mean(np.abs(est["clean"] - est["truth"]))),
+        "poisoned": float(np.mean(np.abs(est["poisoned"] - est["truth"]))),
+        "damage": float(np.mean(np.abs(est["poisoned"] - est["clean"]))),
     }
 
 

@@ -1,4 +1,4 @@
-"""Synthetic two-group preference pairs: a majority that likes formal answers, a minority that likes casual ones.
+"""Synthetic two-group preference pairs (a majority likes formal answers, a minority casual ones).
 
 Chapter 5's reward-model experiment uses this generator (the RLHF trilemma's
 "preference collapse" on a real model). Every pair answers the same question in two styles with
@@ -7,11 +7,16 @@ prefer. Each label comes from an annotator drawn from the population: with proba
 ``minority_share`` from the minority (prefers casual with probability ``rates[1]``), otherwise from
 the majority (prefers formal with probability ``rates[0]``). Topics are split so that ``split="test"``
 questions never appear in training. Nothing is downloaded; the data are made here, seeded.
+
+:func:`held_out_p_casual` fits (with ``alignkit.reward_model.fit_bt_head``) the chapter's reward heads on frozen features
+(a converged, initialisation-free fit, so the result does not move with the machine).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from alignkit.reward_model import fit_bt_head
 
 # (question, the content of the answer); the first 16 are for training, the last 8 held out
 TOPICS: list[tuple[str, str]] = [
@@ -114,3 +119,39 @@ def two_group_preferences(n_pairs: int, minority_share: float, *, rates=(0.9, 0.
 def population_casual_rate(minority_share: float, rates=(0.9, 0.9)) -> float:
     """The pooled probability that a random annotator prefers the casual answer."""
     return float((1 - minority_share) * (1 - rates[0]) + minority_share * rates[1])
+
+
+# head seeds per scale for the frozen-feature sweep (cheap: one convex fit per seed and share)
+HEAD_SEEDS = {"smoke": 2, "cpu": 10, "gpu": 10, "cluster": 10}
+
+
+def head_seeds(scale) -> tuple[int, ...]:
+    """The seeds of the frozen-feature reward-model sweep at ``scale`` (a name or a ``Scale``)."""
+    from alignkit.scale import sizes_for
+
+    return tuple(range(sizes_for(HEAD_SEEDS, scale, owner="chapter 5's reward-model sweep")))
+
+
+def held_out_p_casual(features: dict, train_topics: int, test_pairs: list[dict], shares, seeds, *,
+                      n_pairs: int, l2: float = 1e-2):
+    """sigmoid(r(casual) - r(formal)) on each held-out pair, ``(shares, seeds, pairs)``.
+
+    For each minority share and seed: ``n_pairs`` labels from :func:`two_group_preferences`
+    (that seed), a ``fit_bt_head`` on their frozen ``features`` (text -> vector), scored on
+    ``test_pairs``. Chapter 5's reward-model sweep.
+    """
+    import torch
+
+    def stack(rows, a, b):
+        return (torch.stack([features[r["prompt"] + r[a]] for r in rows]),
+                torch.stack([features[r["prompt"] + r[b]] for r in rows]))
+
+    casual, formal = stack(test_pairs, "casual", "formal")
+    out = np.empty((len(shares), len(seeds), len(test_pairs)))
+    for i, share in enumerate(shares):
+        for j, seed in enumerate(seeds):
+            rows = two_group_preferences(n_pairs, share, n_topics=train_topics, seed=seed)
+            head = fit_bt_head(*stack(rows, "chosen", "rejected"), l2=l2)
+            with torch.no_grad():
+                out[i, j] = torch.sigmoid(head(casual) - head(formal)).squeeze(-1).numpy()
+    return out
