@@ -204,3 +204,15 @@ def test_recipes_refuse_precision_fields(field):
     assert "model.dtype" in str(err.value)
     with pytest.raises(ValueError, match=f"grpo.{field}"):
         rc.load_recipe("00_start_here/gpu.yaml", [f"--grpo.{field}", "true"])
+
+
+def test_a_colocated_vllm_engine_is_refused_where_the_policy_says_fp16(monkeypatch, tmp_path):
+    from alignkit.training.grpo import check_vllm_dtype
+
+    simulate_cuda(monkeypatch, T4)
+    with pytest.raises(ValueError, match="trl vllm-serve --model MODEL --dtype half"):
+        training.grpo_config(tmp_path, scale=get_scale("smoke"), use_vllm=True, vllm_mode="colocate")
+    check_vllm_dtype({"use_vllm": True, "vllm_mode": "server"})  # a server takes --dtype half
+    check_vllm_dtype({"use_vllm": False})
+    simulate_cuda(monkeypatch, A100)
+    check_vllm_dtype({"use_vllm": True, "vllm_mode": "colocate"})  # bf16 is native there

@@ -24,6 +24,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from alignkit.models import load_policy, load_tokenizer
+from alignkit.runtime import vllm_dtype
 from alignkit.scale import Scale
 from alignkit.training.common import checked_reward, make_config
 
@@ -63,6 +64,21 @@ def grpo_settings(*, scale: Scale | None = None, paper: Mapping | None = None, *
             **(scale_fields(scale) if scale is not None else {}), **fields}
 
 
+def check_vllm_dtype(settings: Mapping, compute: torch.dtype | None = None) -> None:
+    """Refuse a colocated vLLM engine where the precision policy says fp16 (a T4 or a V100).
+
+    vLLM's dtype follows the policy (``alignkit.runtime.vllm_dtype``: "half" below compute
+    capability 8). TRL 1.16's colocated engine takes no dtype argument and starts in the model's
+    own dtype (bf16 for Qwen2.5), which vLLM refuses on such a card; a vLLM server can be given
+    the policy's dtype, so the error says how.
+    """
+    colocated = settings.get("use_vllm") and settings.get("vllm_mode", "colocate") == "colocate"
+    if colocated and vllm_dtype(compute) == "half":
+        raise ValueError("use_vllm with vllm_mode 'colocate' on a GPU below compute capability 8 (T4, V100) would "
+                         "start vLLM in bf16, which it refuses there; use vllm_mode 'server' with "
+                         "`trl vllm-serve --model MODEL --dtype half`, or use_vllm false")
+
+
 def grpo_config(output_dir: str | Path, *, scale: Scale | None = None, paper: Mapping | None = None,
                 seed: int = 0, compute: torch.dtype | None = None, **fields) -> GRPOConfig:
     """A ``trl.GRPOConfig`` from the layers of :func:`grpo_settings` and the precision policy.
@@ -71,6 +87,7 @@ def grpo_config(output_dir: str | Path, *, scale: Scale | None = None, paper: Ma
     ``bf16``/``fp16`` are refused (they follow ``alignkit.runtime``, or ``compute`` when given).
     """
     settings = grpo_settings(scale=scale, paper=paper, output_dir=str(output_dir), seed=seed, **fields)
+    check_vllm_dtype(settings, compute)
     return make_config(GRPOConfig, settings, compute=compute)
 
 
