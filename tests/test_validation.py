@@ -555,7 +555,8 @@ def test_sbatch_passes_arguments_intact(tmp_path):
     script = Path(__file__).parents[1] / "alignkit" / "recipes" / "slurm" / "train.sbatch"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    stubs = {"srun": 'shift; exec "$@"', "scontrol": "echo node1; echo node2", "python": "exit 1",
+    stubs = {"srun": 'shift; exec "$@"', "scontrol": "echo node1; for i in $(seq 2 5000); do echo node$i; done",  # a long list: a
+             # reader that closes the pipe early (head) would SIGPIPE it and abort under pipefail "python": "exit 1",
              "accelerate": 'printf "%s\\n" "HF=${HF_HUB_ENABLE_HF_TRANSFER:-unset}" "$@"'}
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
