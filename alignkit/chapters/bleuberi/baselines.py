@@ -41,25 +41,26 @@ def preference_rows(tokenizer, rows: Sequence[dict]) -> list[dict]:
 
 
 def train_instruction_rm(rows: Sequence[dict], *, model_name: str = "smollm2-135m", seed: int = 0,
-                         steps: int = 300, l2: float = 1e-3):
+                         l2: float = 1e-2):
     """Bradley-Terry reward model on ``preference`` rows: a linear head on the frozen bundled model.
 
     The model is the one TRL's ``RewardTrainer`` fits with ``freeze_backbone=True``
     (``AutoModelForSequenceClassification``, score read at the last token), but the head is fitted
-    on features computed once (:func:`alignkit.reward_model.train_bt_head`): on one CPU thread a
-    forward pass per text per step would cost minutes (the paper uses 8B/27B Skywork RMs).
+    on features computed once and solved to convergence (:func:`alignkit.reward_model.fit_bt_head`,
+    so the head does not move with a seed or the CPU's kernels): on one CPU thread a forward pass
+    per text per step would cost minutes (the paper uses 8B/27B Skywork RMs).
     Returns ``(model, tokenizer, train_accuracy)``; the accuracy is the share of training pairs
     ranked right.
     """
     import torch
 
-    from alignkit.reward_model import last_token_features, load_reward_model, train_bt_head
+    from alignkit.reward_model import fit_bt_head, last_token_features, load_reward_model
 
     model, tok = load_reward_model(model_name, freeze_backbone=True, seed=seed)
     data = preference_rows(tok, rows)
     chosen = last_token_features(model, tok, [d["chosen"] for d in data], batch_size=16)
     rejected = last_token_features(model, tok, [d["rejected"] for d in data], batch_size=16)
-    head = train_bt_head(chosen, rejected, steps=steps, l2=l2, seed=seed)
+    head = fit_bt_head(chosen, rejected, l2=l2)
     with torch.no_grad():  # the sequence-classification head has no bias; a bias cancels in every comparison
         model.score.weight.copy_(head.weight.to(model.score.weight.dtype))
         acc = float(((chosen - rejected) @ head.weight.squeeze(0) > 0).float().mean())

@@ -49,9 +49,10 @@ class ExperimentConfig:
         num_generations: GRPO group size G (paper: 8).
         max_completion_length: new tokens per completion, also in evaluation (paper: 512).
         n_refs: references per prompt in the BLEU reward and SFT (paper Table 1: 1, gold).
-        n_agree, agree_samples: held-out prompts and sampled answers each for the agreement pairs.
+        n_agree, agree_samples: prompts (the last ``n_agree`` of the train split, never in the pool)
+            and sampled answers each for the agreement pairs.
         rm_pairs: preference pairs (of 150) the reward model is fitted on.
-        n_eval: held-out prompts for the evaluation (disjoint from the agreement prompts).
+        n_eval: held-out prompts for the evaluation (the first ``n_eval`` of the held-out split).
         lr: learning rate of the LoRA adapter, the same for GRPO and SFT (paper: 1e-6 GRPO and
             5e-6 SFT, full fine-tuning).
         seeds: one GRPO-BLEU, GRPO-RM and SFT run per seed.
@@ -81,11 +82,12 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
     "smoke": ExperimentConfig(model="smollm2-135m", pool=4, k_hard=1, prompts_per_step=1, num_generations=4,
                               max_completion_length=16, n_refs=4, n_agree=6, agree_samples=3, rm_pairs=8,
                               n_eval=4, lr=5e-4, seeds=(0,)),
-    # 44 min on 2 quiet CPU cores (measured at commit 965c81f): 16 hard prompts (the lowest-BLEU quarter of 64), so
-    # every run takes 16 steps of 8 completions
-    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=16, prompts_per_step=1, num_generations=8,
+    # the powered design (see the notebook's "Design" section): all 150 held-out prompts, paired across
+    # methods and seeds; 24 hard prompts (the lowest-BLEU 24 of 64), so every run takes 24 steps of
+    # 1 prompt x 8 completions (4 prompts a step, the paper's, costs 4x a step on 2 cores)
+    "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=24, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
-                            n_eval=32, lr=5e-4, seeds=(0, 1, 2)),
+                            n_eval=150, lr=5e-4, seeds=(0, 1, 2)),
     # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
     "gpu": ExperimentConfig(model="Qwen/Qwen2.5-1.5B-Instruct", pool=600, k_hard=256, prompts_per_step=4,
                             num_generations=8, max_completion_length=256, n_refs=4, n_agree=75, agree_samples=8,

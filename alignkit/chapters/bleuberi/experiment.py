@@ -62,6 +62,7 @@ def _parts(out_dir: Path) -> Path:
     return path
 
 
+EVAL_BATCH = 50  # greedy/sampled sequences decoded together: 50 runs 1.8x faster than 16 on one CPU thread
 AGREEMENT_ONLY = ("n_agree", "agree_samples", "rm_pairs")  # fields a training run does not depend on
 TRAINING_ONLY = ("k_hard", "prompts_per_step", "lr", "seeds")  # fields the base model's stages ignore
 
@@ -103,21 +104,30 @@ def stage_selection(cfg: ExperimentConfig) -> dict:
     prompts = [r["prompt"][0]["content"] for r in rows]
     refs = [r["references"][:cfg.n_refs] for r in rows]
     sel, outputs = select_hard_with_model(model, tok, prompts, refs, cfg.k_hard,
-                                          max_new_tokens=cfg.max_completion_length, progress=False)
+                                          max_new_tokens=cfg.max_completion_length, batch_size=EVAL_BATCH,
+                                          progress=False)
     return {"indices": sel.indices, "scores": sel.scores, "threshold": sel.threshold, "outputs": outputs,
             "ids": [r["id"] for r in rows]}
 
 
 def _agree_rows(cfg):
+    """The agreement study's prompts: the last ``n_agree`` training prompts, outside the selection
+    pool, so the evaluation can use every held-out prompt."""
     from alignkit.data import read_instruction_rows
 
-    return read_instruction_rows("heldout")[cfg.n_eval:cfg.n_eval + cfg.n_agree]
+    rows = read_instruction_rows("train")
+    if cfg.pool + cfg.n_agree > len(rows):
+        raise ValueError(f"pool {cfg.pool} + n_agree {cfg.n_agree} exceeds the {len(rows)} training prompts")
+    return rows[len(rows) - cfg.n_agree:]
 
 
 def _eval_rows(cfg):
     from alignkit.data import read_instruction_rows
 
-    return read_instruction_rows("heldout")[:cfg.n_eval]
+    rows = read_instruction_rows("heldout")
+    if cfg.n_eval > len(rows):
+        raise ValueError(f"n_eval {cfg.n_eval} exceeds the {len(rows)} held-out prompts")
+    return rows[:cfg.n_eval]
 
 
 def stage_base(cfg: ExperimentConfig) -> dict:
@@ -128,11 +138,11 @@ def stage_base(cfg: ExperimentConfig) -> dict:
     model, tok = _policy(cfg.model, lora=False)
     ev = _eval_rows(cfg)
     answers = greedy_completions(model, tok, [r["prompt"][0]["content"] for r in ev],
-                                 max_new_tokens=cfg.max_completion_length)
+                                 max_new_tokens=cfg.max_completion_length, batch_size=EVAL_BATCH)
     ag = _agree_rows(cfg)
     samples = sample_completions(model, tok, [r["prompt"][0]["content"] for r in ag], n=cfg.agree_samples,
                                  max_new_tokens=cfg.max_completion_length, temperature=0.9, top_p=1.0,
-                                 seed=1234, progress=False)
+                                 seed=1234, batch_size=EVAL_BATCH, progress=False)
     return {"eval": evaluate_answers(answers, ev), "answers": answers, "agree_samples": samples.texts}
 
 
@@ -231,7 +241,7 @@ def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], o
     policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
     ev = _eval_rows(cfg)
     answers = greedy_completions(policy, tok, [r["prompt"][0]["content"] for r in ev],
-                                 max_new_tokens=cfg.max_completion_length)
+                                 max_new_tokens=cfg.max_completion_length, batch_size=EVAL_BATCH)
     return {"method": method, "seed": seed, "curves": curves, "eval": evaluate_answers(answers, ev),
             "answers": answers}
 
