@@ -134,13 +134,20 @@ def correct_reward(prompts: torch.Tensor, completions: torch.Tensor, sample_ids=
 
 
 @torch.no_grad()
+def correct(model: TinyTransformer, pairs: np.ndarray) -> np.ndarray:
+    """Greedy exact match per operand pair (bool array): the per-problem outcomes that chapter 2
+    pairs across methods for its intervals."""
+    prompts, answers = problem_tokens(pairs)
+    was_training = model.training
+    model.eval()
+    hits = (model.sample(prompts, temperature=0) == answers).all(dim=1).numpy()
+    model.train(was_training)
+    return hits
+
+
 def accuracy(model: TinyTransformer, pairs: np.ndarray) -> float:
     """Greedy exact-match accuracy on operand pairs (the held-out metric)."""
-    prompts, answers = problem_tokens(pairs)
-    model.eval()
-    acc = (model.sample(prompts, temperature=0) == answers).all(dim=1).float().mean().item()
-    model.train()
-    return acc
+    return float(correct(model, pairs).mean())
 
 
 def pretrain(model: TinyTransformer, pairs: np.ndarray, *, steps: int = 300, batch_size: int = 64,

@@ -35,6 +35,7 @@ from alignkit.stats import fmt_ci, mean_ci
 from alignkit.toy_arithmetic import (
     accuracy,
     carries,
+    correct,
     correct_reward,
     pretrained_model,
     problem_tokens,
@@ -71,7 +72,9 @@ def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
     subsets = {"FULL": np.arange(len(pool)), "LIM": lim_idx,
                "RAND": random_subset(len(pool), len(lim_idx), seed), "LINEAR": lim_select(lin, LINEAR_THRESHOLD)}
     rows = acc.mean(axis=1)
-    out = {"seed": seed, "start_acc": accuracy(start, sp["eval"]), "sizes": {}, "acc": {}, "curves": {},
+    start_hits = correct(start, sp["eval"])
+    out = {"seed": seed, "start_acc": float(start_hits.mean()), "start_correct": start_hits.astype(int).tolist(),
+           "sizes": {}, "acc": {}, "correct": {}, "curves": {},
            "kept_fraction": len(lim_idx) / len(pool),
            "threshold_at_paper_fraction": float(np.nanquantile(lim, 1 - PAPER_KEPT_FRACTION)),
            "always_solved": float(np.mean(rows == 1)), "never_solved": float(np.mean(rows == 0)),
@@ -90,6 +93,7 @@ def run_seed(seed: int, p: dict, cfg: GRPOConfig) -> dict:
                          eval_every=max(1, p["steps"] // 8))
         out["curves"][name] = [[0, out["start_acc"]]] + [[r["step"] + 1, r["eval"]] for r in log if "eval" in r]
         out["acc"][name] = log[-1]["eval"]
+        out["correct"][name] = correct(model, sp["eval"]).astype(int).tolist()  # the same held-out problems
     return out
 
 
