@@ -1,4 +1,4 @@
-"""Chapter 2's real-LM track: the word-problem generator, the recipe tasks, the hub loader on a
+"""Chapter 2's real-LM track: the problem generator, the recipe tasks, the hub loader on a
 local fixture, per-epoch rates, and a smoke TRL GRPO run that yields a complete acc matrix."""
 
 import json
@@ -18,34 +18,34 @@ FIXTURE = Path(__file__).parent / "fixtures" / "limr_sample.jsonl"
 
 
 def _solve(question: str) -> int:
-    """An independent solver for the four templates (reads the numbers and the verbs)."""
-    nums = [int(x) for x in re.findall(r"\d+", question)]
-    if "bags with" in question:
-        return nums[0] * nums[1]
-    if "buys" in question:
-        return nums[0] + nums[1] - nums[2]
-    if "gives away" in question:
-        return nums[0] - nums[1]
-    return nums[0] + nums[1]
+    """An independent solver: reads 'What is a + b?' / 'What is a - b?'."""
+    a, op, b = re.fullmatch(r"What is (\d+) ([+-]) (\d+)\?", question).groups()
+    return int(a) + int(b) if op == "+" else int(a) - int(b)
 
 
-def test_word_problems_are_deterministic_distinct_and_correct():
-    probs = limr_lm.word_problems(200, seed=3)
-    assert probs == limr_lm.word_problems(200, seed=3)
-    assert probs != limr_lm.word_problems(200, seed=4)
+def test_arithmetic_problems_are_deterministic_distinct_balanced_and_correct():
+    probs = limr_lm.arithmetic_problems(200, seed=3)
+    assert probs == limr_lm.arithmetic_problems(200, seed=3)
+    assert probs != limr_lm.arithmetic_problems(200, seed=4)
     assert len({p["question"] for p in probs}) == 200
-    assert {p["kind"] for p in probs} == {"add", "sub", "mul", "two_step"}
+    assert [p["kind"] for p in probs[:4]] == sorted(limr_lm.KINDS)  # the kinds in turn
+    assert {p["kind"]: sum(q["kind"] == p["kind"] for q in probs) for p in probs} == dict.fromkeys(limr_lm.KINDS, 50)
+    shots = {m["content"] for m in limr_lm.SHOTS if m["role"] == "user"}
     for p in probs:
         assert int(p["answer"]) == _solve(p["question"]) >= 0
+        assert p["question"] not in shots
     with pytest.raises(ValueError, match="n must be >= 1"):
-        limr_lm.word_problems(0)
+        limr_lm.arithmetic_problems(0)
+    with pytest.raises(ValueError, match="unknown kind 'mul'"):
+        limr_lm.arithmetic_problem(__import__("random").Random(0), "mul")
 
 
 def test_arithmetic_task_uses_the_paper_prompt_and_reward():
     data, (reward,) = build_task("limr_arithmetic", n_train=6, seed=1)
     row = data[0]
     assert row["prompt"][0] == {"role": "system", "content": limr_lm.SYSTEM_PROMPT}
-    assert row["prompt"][1]["content"].endswith(limr_lm.USER_SUFFIX)
+    assert row["prompt"][1:5] == limr_lm.SHOTS  # two worked examples, then the question
+    assert row["prompt"][5]["content"] == limr_lm.arithmetic_problems(6, seed=1)[0]["question"]
     assert data["sample_id"] == list(range(6))
     gold = row["answer"]
     got = reward(completions=[f"So \\boxed{{{gold}}}.", f"\\boxed{{{int(gold) + 1}}}", gold],
@@ -104,7 +104,9 @@ def test_smoke_trl_run_records_every_sample_every_epoch(tmp_path):
     np.testing.assert_allclose(r["lim_scores"], expected, atol=1e-3)
     assert r["lim_kept"] == [i for i, s in enumerate(r["lim_scores"]) if s >= r["lim_threshold"]]
     # the held-out greedy numbers, recomputed from the completions with the LIMR reward
-    held = limr_lm.word_problems(p["n_eval"], limr_lm.EVAL_SEED + r["seed"])
+    held = r["held_out"]
+    assert r["base_accuracy"] == r["eval_before"]["accuracy"]
+    assert not {h["question"] for h in held} & {q["question"] for q in r["pool"]}
     for stage in ("eval_before", "eval_after"):
         ev = r[stage]
         assert len(ev["examples"]) == p["n_eval"]  # n_eval <= 4: every completion is kept
@@ -112,6 +114,7 @@ def test_smoke_trl_run_records_every_sample_every_epoch(tmp_path):
         assert ev["format"] == pytest.approx(np.mean([x != LIMR_FORMAT_ERROR for x in rewards])), stage
         assert ev["accuracy"] == pytest.approx(np.mean([x == LIMR_CORRECT for x in rewards])), stage
         assert ev["reward"] == pytest.approx(np.mean(rewards)), stage
+        assert ev["correct"] == [int(x == LIMR_CORRECT) for x in rewards], stage
 
 
 def test_one_shot_prompt_puts_a_worked_example_before_the_question():
@@ -119,4 +122,4 @@ def test_one_shot_prompt_puts_a_worked_example_before_the_question():
     assert [m["role"] for m in row["prompt"]] == ["system", "user", "assistant", "user"]
     assert "\\boxed{7}" in row["prompt"][2]["content"] and row["prompt"][3]["content"] == "What is 2 + 2?"
     with pytest.raises(ValueError, match="shots"):
-        limr_lm.chat_rows(["q"], ["1"], shots=2)
+        limr_lm.chat_rows(["q"], ["1"], shots=3)

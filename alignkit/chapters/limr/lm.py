@@ -1,17 +1,19 @@
-"""LIMR's real-LM track (chapter 2): GRPO on arithmetic word problems with the LIMR reward,
-every rollout recorded, and LIM scores from the run.
+"""LIMR's real-LM track (chapter 2): GRPO on arithmetic problems with the LIMR reward, every
+rollout recorded, and LIM scores from the run.
 
 The bundled SmolLM2-135M-Instruct is trained with TRL's ``GRPOTrainer`` (through
-``alignkit.training.build_grpo_trainer``) on a small pool of generated word problems for
-several epochs. The reward is LIMR's rule reward (``alignkit.rewards.limr_reward``: +1 correct
-``\\boxed{}`` answer, -0.5 boxed but wrong, -1 no box or garbled). A ``TrajectoryRecorder``
-wraps the reward, so after training we have each problem's per-epoch accuracy, the format and
-accuracy rates per epoch, and LIM scores, exactly the raw material the paper selects from.
+``alignkit.training.build_grpo_trainer``) on a small pool of generated problems for several
+epochs. The reward is LIMR's rule reward (``alignkit.rewards.limr_reward``: +1 correct
+``\\boxed{}`` answer, -0.5 boxed but wrong, -1 no box, garbled or truncated). A
+``TrajectoryRecorder`` wraps the reward, so after training we have each problem's per-epoch
+accuracy, the format and accuracy rates per epoch, and LIM scores, exactly the raw material the
+paper selects from.
 
-The prompt is the paper's system prompt plus, at the small scales, one sentence in the user
-message that shows the box (``USER_SUFFIX``): without it the 135M model almost never writes
-``\\boxed{}`` in 32 tokens, every reward is -1, every group has zero spread, and GRPO learns
-nothing (measured: 0 of 32 samples boxed with the system prompt alone, about 9% with the suffix).
+The problems are chosen so that the model can partly solve them before training (one- and
+two-digit sums and differences, :data:`KINDS`; 20-30% correct greedy), and the prompt is the
+paper's system prompt plus two worked examples (:data:`SHOTS`) that show the box. Without the
+examples the 135M model almost never writes ``\\boxed{}``, every reward is -1, and GRPO learns
+nothing but the format (measured on the old word problems: accuracy 0.00 -> 0.00).
 
     python -m alignkit.chapters.limr.lm --scale smoke|cpu [--out results/02_limr/lm_<scale>.json]
 
@@ -32,69 +34,62 @@ import numpy as np
 from alignkit.chapters.limr.config import LM_SIZES, lm_sizes
 
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # the paper's
-USER_SUFFIX = "\nGive a short answer and end with the final number in \\boxed{}, for example \\boxed{7}."
-# an optional worked example shown before the question (``shots=1``): one user / assistant exchange
-ONE_SHOT = [{"role": "user", "content": "Lena has 4 shells and gets 3 more. How many shells does Lena have now?"
-             + USER_SUFFIX},
-            {"role": "assistant", "content": "4 + 3 = 7. The answer is \\boxed{7}."}]
+# the worked examples shown before the question (``shots``): each answer writes the sum straight into
+# the box, the habit a 135M model can copy. One example ending in "The answer is \\boxed{7}." made
+# the model copy the 7 (measured: 6% correct on one-digit sums); this form gives 44% (2 shots).
+SHOTS = [{"role": "user", "content": "What is 4 + 3?"}, {"role": "assistant", "content": "4 + 3 = \\boxed{7}"},
+         {"role": "user", "content": "What is 12 + 9?"}, {"role": "assistant", "content": "12 + 9 = \\boxed{21}"}]
+USER_SUFFIX = ""  # the examples show the box; kept as a knob for prompts without them
 
-NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar"]
-ITEMS = ["apples", "marbles", "stickers", "pencils", "cookies", "stamps", "shells", "books"]
-
-
-def word_problem(rng: random.Random) -> dict:
-    """One arithmetic word problem ``{"question", "answer", "kind"}`` drawn with ``rng``.
-
-    Four kinds of rising difficulty: one addition, one subtraction, one multiplication, and a
-    two-step problem (buy, then give away). Answers are non-negative integers as strings.
-    """
-    name, item = rng.choice(NAMES), rng.choice(ITEMS)
-    kind = rng.choice(["add", "sub", "mul", "two_step"])
-    if kind == "add":
-        a, b = rng.randint(2, 20), rng.randint(2, 20)
-        q, ans = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b
-    elif kind == "sub":
-        a = rng.randint(5, 30)
-        b = rng.randint(1, a - 1)
-        q, ans = f"{name} has {a} {item} and gives away {b}. How many {item} are left?", a - b
-    elif kind == "mul":
-        a, b = rng.randint(2, 9), rng.randint(2, 9)
-        q, ans = f"{name} has {a} bags with {b} {item} in each bag. How many {item} is that in total?", a * b
-    else:
-        a, b = rng.randint(3, 15), rng.randint(2, 10)
-        c = rng.randint(1, a + b - 1)
-        q = f"{name} has {a} {item}, buys {b} more, then gives {c} to a friend. How many {item} are left?"
-        ans = a + b - c
-    return {"question": q, "answer": str(ans), "kind": kind}
+# the problem family: four kinds of rising difficulty for the bundled model (greedy, 2 shots,
+# measured on 32 each): add1 44%, sub1 28%, add22 16%, add2 9%
+KINDS = {
+    "add1": lambda rng: (rng.randint(1, 9), "+", rng.randint(1, 9)),
+    "sub1": lambda rng: (rng.randint(10, 19), "-", rng.randint(2, 9)),
+    "add2": lambda rng: (rng.randint(10, 49), "+", rng.randint(2, 9)),
+    "add22": lambda rng: (rng.randint(10, 49), "+", rng.randint(10, 49)),
+}
 
 
-def word_problems(n: int, seed: int = 0) -> list[dict]:
-    """``n`` distinct word problems, the same for the same ``seed`` (a deterministic generator)."""
+def arithmetic_problem(rng: random.Random, kind: str | None = None) -> dict:
+    """One problem ``{"question": "What is 23 + 7?", "answer": "30", "kind": "add2"}`` drawn with
+    ``rng`` (``kind`` one of :data:`KINDS`, or drawn too). Answers are non-negative integers."""
+    kind = kind or rng.choice(sorted(KINDS))
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; accepted: {', '.join(KINDS)}")
+    a, op, b = KINDS[kind](rng)
+    return {"question": f"What is {a} {op} {b}?", "answer": str(a + b if op == "+" else a - b), "kind": kind}
+
+
+def arithmetic_problems(n: int, seed: int = 0) -> list[dict]:
+    """``n`` distinct problems, the kinds in turn (balanced), the same for the same ``seed``; never
+    one of the worked examples' questions."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    rng, seen, out = random.Random(seed), set(), []
-    for _ in range(100 * n):
-        p = word_problem(rng)
+    rng, kinds = random.Random(seed), sorted(KINDS)
+    seen, out = {m["content"] for m in SHOTS if m["role"] == "user"}, []
+    for i in range(100 * n):
+        p = arithmetic_problem(rng, kinds[len(out) % len(kinds)])
         if p["question"] not in seen:
             seen.add(p["question"])
             out.append(p)
             if len(out) == n:
                 return out
-    raise ValueError(f"could not draw {n} distinct problems")  # pragma: no cover - 4 kinds x many numbers
+    raise ValueError(f"could not draw {n} distinct problems")  # pragma: no cover - thousands exist
 
 
 def chat_rows(questions, answers, *, system_prompt: str = SYSTEM_PROMPT, user_suffix: str = "",
               extra: list[dict] | None = None, shots: int = 0) -> list[dict]:
     """GRPO rows with the LIMR chat prompt (system + user), the gold ``answer`` and a ``sample_id``.
 
-    ``shots=1`` puts :data:`ONE_SHOT` (a worked example ending in a box) between system and user.
+    ``shots`` (0, 1 or 2) puts that many worked examples of :data:`SHOTS` between system and user.
     """
-    if shots not in (0, 1):
-        raise ValueError(f"shots must be 0 or 1, got {shots!r}")
+    if shots not in (0, 1, 2):
+        raise ValueError(f"shots must be 0, 1 or 2, got {shots!r}")
     extra = extra or [{} for _ in questions]
     rows = []
     for i, (q, a, e) in enumerate(zip(questions, answers, extra, strict=True)):
-        prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + ONE_SHOT[:2 * shots]
+        prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + SHOTS[:2 * shots]
         rows.append({"prompt": prompt + [{"role": "user", "content": q + user_suffix}],
                      "answer": str(a), "sample_id": i, **e})
     return rows
@@ -108,14 +103,30 @@ def _limr_reward_fn(wrap_dollars: bool):
     return reward
 
 
+def penalise_truncated(reward, eos_token_id: int):
+    """``reward`` with LIMR's rule for a completion that never stopped: -1 when its last token is not
+    EOS (TRL passes the ``completion_ids`` of each completion, trimmed after the first EOS)."""
+
+    def wrapped(completions, completion_ids=None, **kwargs):
+        scores = reward(completions=completions, **kwargs)
+        if completion_ids is None:
+            return scores
+        return [-1.0 if len(ids) == 0 or ids[-1] != eos_token_id else s
+                for s, ids in zip(scores, completion_ids, strict=True)]
+
+    wrapped.__name__ = reward.__name__
+    return wrapped
+
+
 def limr_arithmetic_task(n_train: int = 16, seed: int = 0, system_prompt: str = SYSTEM_PROMPT,
-                         user_suffix: str = USER_SUFFIX, wrap_dollars: bool = True):
-    """Chapter 2's offline task: generated word problems, LIMR's boxed-answer prompt and reward."""
+                         user_suffix: str = USER_SUFFIX, wrap_dollars: bool = True, shots: int = 2):
+    """Chapter 2's offline task: generated arithmetic problems, LIMR's boxed-answer prompt with
+    ``shots`` worked examples, and the LIMR reward."""
     from datasets import Dataset
 
-    probs = word_problems(n_train, seed)
+    probs = arithmetic_problems(n_train, seed)
     rows = chat_rows([p["question"] for p in probs], [p["answer"] for p in probs], system_prompt=system_prompt,
-                     user_suffix=user_suffix, extra=[{"kind": p["kind"]} for p in probs])
+                     user_suffix=user_suffix, extra=[{"kind": p["kind"]} for p in probs], shots=shots)
     return Dataset.from_list(rows), [_limr_reward_fn(wrap_dollars)]
 
 
@@ -125,7 +136,7 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
     the LIMR reward. ``n_train`` takes a seeded random subset (None = all).
 
     ``offline_fallback=True``: when the hub cannot be reached (offline CI building the recipe on
-    a CPU), warn and use the generated word problems of ``limr_arithmetic`` instead of failing.
+    a CPU), warn and use the generated arithmetic problems of ``limr_arithmetic`` instead of failing.
     """
     import warnings
 
@@ -139,8 +150,8 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
         if not offline_fallback:
             raise
         warnings.warn(f"could not load {path!r} ({type(err).__name__}); offline_fallback: training on "
-                      f"generated arithmetic word problems instead", stacklevel=2)
-        probs = word_problems(n_train or 64, seed)
+                      f"generated arithmetic problems instead", stacklevel=2)
+        probs = arithmetic_problems(n_train or 64, seed)
         rows = [{"question": p["question"], "answer": p["answer"]} for p in probs]
     if n_train is not None and n_train < len(rows):
         rows = random.Random(seed).sample(rows, n_train)
@@ -157,15 +168,16 @@ EVAL_SEED = 10_000  # held-out problems come from another seed of the same gener
 
 def greedy_eval(model, tokenizer, rows: list[dict], max_new_tokens: int) -> dict:
     """Greedy answers to chat ``rows``: format rate (reward > -1), accuracy (reward == 1), mean
-    reward and a few example texts. Used before and after training."""
+    reward, every completion and its 0/1 outcome (paired before and after training)."""
     from alignkit.generation import greedy_completions
     from alignkit.rewards import limr_math_reward
 
     completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=max_new_tokens,
-                                     batch_size=len(rows))
+                                     batch_size=50)
     rewards = [limr_math_reward(c, r["answer"]) for c, r in zip(completions, rows, strict=True)]
     return {"format": float(np.mean([x > -1 for x in rewards])), "accuracy": float(np.mean([x == 1 for x in rewards])),
-            "reward": float(np.mean(rewards)), "examples": completions[:4]}
+            "reward": float(np.mean(rewards)), "examples": completions[:4],
+            "correct": [int(x == 1) for x in rewards], "completions": completions}
 
 
 def per_epoch_rates(records: list[dict]) -> dict[str, list[float]]:
@@ -197,10 +209,11 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     scale = get_scale(scale_name)
     seed_everything(seed)
     t0 = time.time()
-    probs = word_problems(p["n_pool"], seed)
+    probs = arithmetic_problems(p["n_pool"], seed)
     rows = chat_rows([x["question"] for x in probs], [x["answer"] for x in probs], user_suffix=USER_SUFFIX,
                      extra=[{"kind": x["kind"]} for x in probs], shots=p["shots"])
-    held = word_problems(p["n_eval"], EVAL_SEED + seed)
+    held = [x for x in arithmetic_problems(p["n_eval"] + p["n_pool"], EVAL_SEED + seed)
+            if x["question"] not in {q["question"] for q in probs}][:p["n_eval"]]  # never a training problem
     eval_rows = chat_rows([x["question"] for x in held], [x["answer"] for x in held], user_suffix=USER_SUFFIX,
                           shots=p["shots"])
     rec = TrajectoryRecorder()
@@ -209,7 +222,10 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     with tempfile.TemporaryDirectory() as tmp:
         # GRPO_DEFAULTS (the GRPO algorithm) with this track's sizes; not the paper's PAPER_GRPO (its
         # temperature 1.2 and KL suit a 7B math model, see config.LM_SIZES)
-        trainer = build_grpo_trainer(scale.model, rec.wrap(_limr_reward_fn(True)), Dataset.from_list(rows),
+        from alignkit.models import load_tokenizer
+
+        reward = penalise_truncated(_limr_reward_fn(True), load_tokenizer(scale.model).eos_token_id)
+        trainer = build_grpo_trainer(scale.model, rec.wrap(reward), Dataset.from_list(rows),
                                      scale=scale, output_dir=tmp, seed=seed, callbacks=[rec.callback()],
                                      num_generations=g, per_device_train_batch_size=g * k,
                                      max_completion_length=p["max_completion_length"], max_steps=steps,
@@ -226,6 +242,7 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     kept = lim_select(scores, threshold)
     result = {
         "scale": scale_name, "model": scale.model, "seed": seed, "preset": p, "steps": steps,
+        "base_accuracy": before["accuracy"], "trained_accuracy": after["accuracy"], "held_out": held,
         "system_prompt": SYSTEM_PROMPT, "user_suffix": USER_SUFFIX, "lim_threshold": threshold,
         "pool": probs, "eval_before": before, "eval_after": after, "per_epoch": per_epoch_rates(rec.records),
         "acc_matrix": np.round(acc, 4).tolist(), "lim_scores": [None if np.isnan(s) else round(float(s), 4)
@@ -247,7 +264,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--scale", choices=sorted(LM_SIZES), default="smoke")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--shots", type=int, choices=(0, 1), default=None, help="worked examples in the prompt")
+    ap.add_argument("--shots", type=int, choices=(0, 1, 2), default=None, help="worked examples in the prompt")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     r = run(args.scale, args.seed, args.out, shots=args.shots)
