@@ -154,3 +154,38 @@ def bootstrap_diff(boot: dict, a: str, b: str, confidence: float = 0.95) -> tupl
     d = boot["_boots"][:, names.index(a)] - boot["_boots"][:, names.index(b)]
     alpha = (1 - confidence) / 2
     return boot[a][0] - boot[b][0], float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha))
+
+
+def design_power(pilot, n_units: int, *, n_seeds: int | None = None, level: float = 0.95,
+                 power: float = 0.8) -> dict:
+    """What a planned paired design can decide, projected from a pilot's differences.
+
+    ``pilot[s, u]`` is the pilot's paired difference (method A minus B) of seed s on unit u
+    (held-out prompt or problem). The planned estimate is the mean over ``n_units`` units of
+    each unit's mean over ``n_seeds`` seeds (default: the pilot's). Its standard error is
+    projected from the pilot's variance components: between units (``sd_units``, the spread of the
+    units' true differences) and within (seed-to-seed noise on one unit, ``sd_within``). Returns
+    the projected ``se``, the 95% ``half_width`` (normal approximation) and the minimum detectable
+    effect ``mde`` at ``power`` for a two-sided test at ``level``: (z_(1-alpha/2) + z_power) * se.
+    Chapters 1 and 2 size their cpu experiments with it.
+    """
+    d = np.asarray(pilot, dtype=float)
+    if d.ndim == 1:
+        d = d[None, :]
+    if d.ndim != 2 or d.shape[1] < 2 or not np.isfinite(d).all():
+        raise ValueError(f"pilot must be a finite (seeds, units) array with >= 2 units, got shape {np.shape(pilot)}")
+    if n_units < 1 or (n_seeds is not None and n_seeds < 1):
+        raise ValueError(f"n_units and n_seeds must be >= 1, got {n_units}, {n_seeds}")
+    if not 0 < level < 1 or not 0 < power < 1:
+        raise ValueError(f"level and power must be in (0, 1), got {level}, {power}")
+    s_pilot, s_plan = d.shape[0], n_seeds or d.shape[0]
+    within = float(d.var(axis=0, ddof=1).mean()) if s_pilot > 1 else float(d.var(ddof=1))
+    # var of a unit's seed mean = var_units + within / seeds; solve for var_units from the pilot
+    var_units = max(0.0, float(d.mean(axis=0).var(ddof=1)) - (within / s_pilot if s_pilot > 1 else 0.0))
+    if s_pilot == 1:  # one seed cannot separate the parts: treat it all as between units (conservative)
+        var_units, within = float(d.var(ddof=1)), 0.0
+    se = float(np.sqrt((var_units + within / s_plan) / n_units))
+    z = float(_st.norm.ppf(0.5 + level / 2))
+    return {"se": se, "half_width": z * se, "mde": (z + float(_st.norm.ppf(power))) * se,
+            "sd_units": float(np.sqrt(var_units)), "sd_within": float(np.sqrt(within)),
+            "n_units": n_units, "n_seeds": s_plan, "pilot_shape": list(d.shape)}

@@ -201,3 +201,30 @@ def test_seeds_units_bootstrap_covers_the_true_rate():
         _, lo, hi = seeds_units_bootstrap(x, n_boot=300, seed=int(rng.integers(1 << 30)))
         hits += lo <= 0.3 <= hi
     assert 0.85 <= hits / 200 <= 0.995
+
+
+def test_design_power_recovers_the_simulated_standard_error():
+    """A pilot drawn from known variance components: the projected standard error of a bigger
+    design matches the one computed from those components, and the real spread of that design."""
+    from alignkit.stats import design_power
+
+    rng = np.random.default_rng(0)
+    sd_units, sd_within = 0.3, 0.4
+
+    def draw(seeds, units):
+        return rng.normal(0, sd_units, units)[None, :] + rng.normal(0, sd_within, (seeds, units))
+
+    got = design_power(draw(3, 4000), n_units=150, n_seeds=3)
+    exact = np.sqrt((sd_units**2 + sd_within**2 / 3) / 150)
+    assert got["se"] == pytest.approx(exact, rel=0.05)
+    assert got["sd_units"] == pytest.approx(sd_units, rel=0.1)
+    assert got["sd_within"] == pytest.approx(sd_within, rel=0.05)
+    assert got["half_width"] == pytest.approx(1.959964 * got["se"])
+    assert got["mde"] == pytest.approx((1.959964 + 0.841621) * got["se"], rel=1e-5)
+    spread = np.std([draw(3, 150).mean() for _ in range(2000)])  # the planned design, simulated
+    assert got["se"] == pytest.approx(spread, rel=0.1)
+    assert design_power(draw(3, 4000), n_units=150, n_seeds=30)["se"] < got["se"]  # more seeds help
+    with pytest.raises(ValueError, match="units"):
+        design_power([[0.1]], n_units=10)
+    with pytest.raises(ValueError, match="n_units"):
+        design_power(draw(2, 10), n_units=0)

@@ -20,9 +20,9 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _start_here_tasks() -> dict[str, Callable]:
-    from alignkit.chapters.start_here import brevity_task
+    from alignkit.chapters.start_here import addition_task, brevity_task
 
-    return {"brevity": brevity_task}
+    return {"addition": addition_task, "brevity": brevity_task}
 
 
 def _bleuberi_tasks() -> dict[str, Callable]:

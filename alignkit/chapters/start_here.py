@@ -1,6 +1,15 @@
-"""Chapter 0 (start here): the toy task of its end-to-end GRPO run, also the recipe task ``brevity``."""
+"""Chapter 0 (start here): the tasks of its end-to-end GRPO run (recipe tasks ``addition`` and
+``brevity``) and the chapter's pre-registered claims.
+
+The demo trains on ``addition``: one-digit sums, rewarded for the right answer. A reward that
+only a correct answer earns cannot be gamed by the form of the reply, unlike ``brevity`` (a
+word count), which earlier versions of the chapter used and which the policy learned to satisfy
+with short off-topic replies.
+"""
 
 from __future__ import annotations
+
+import re
 
 from alignkit.data import prompt_rows
 from alignkit.ledger import Claim
@@ -8,6 +17,57 @@ from alignkit.ledger import Claim
 SUBJECTS = ["cats", "rain", "trains", "coffee", "mountains", "chess", "bees", "glass", "clouds",
             "maps", "salt", "owls", "bridges", "paper", "snow", "clocks", "rivers", "bread",
             "violins", "deserts", "lanterns", "ferns", "harbours", "kites"]
+
+
+# two worked examples before each question: the reply format a 135M model copies ("a + b = c")
+SUM_SHOTS = [{"role": "user", "content": "What is 4 + 3?"}, {"role": "assistant", "content": "4 + 3 = 7"},
+             {"role": "user", "content": "What is 2 + 6?"}, {"role": "assistant", "content": "2 + 6 = 8"}]
+
+
+def sum_pairs(seed: int = 0) -> list[tuple[int, int]]:
+    """Every one-digit sum ``(a, b)``, 1 <= a, b <= 9, except the worked examples', in a seeded
+    order: the first ones train, the rest are held out (79 in all)."""
+    import random
+
+    pairs = [(a, b) for a in range(1, 10) for b in range(1, 10) if (a, b) not in ((4, 3), (2, 6))]
+    random.Random(seed).shuffle(pairs)
+    return pairs
+
+
+def sum_prompt(a: int, b: int) -> list[dict]:
+    """The chat prompt for ``a + b``: the two worked examples, then the question."""
+    return SUM_SHOTS + [{"role": "user", "content": f"What is {a} + {b}?"}]
+
+
+def last_integer(text: str) -> int | None:
+    """The last integer written in ``text`` (None when there is none)."""
+    found = re.findall(r"-?\d+", text)
+    return int(found[-1]) if found else None
+
+
+def sum_reward(completions, answer, **kwargs) -> list[float]:
+    """TRL reward: 1.0 when the last integer of the reply is the sum (``answer`` column), else 0.0.
+
+    Chapter 0's demo reward. Only the right number earns it, so a higher reward means more right
+    answers: there is no cheaper way to the reward than doing the sum.
+    """
+    from alignkit.rewards import completion_text
+
+    if len(answer) != len(completions):
+        raise ValueError(f"got {len(completions)} completions but {len(answer)} answers")
+    return [float(last_integer(completion_text(c)) == int(a)) for c, a in zip(completions, answer, strict=True)]
+
+
+def addition_task(n_train: int = 32, seed: int = 0):
+    """Chapter 0's GRPO task: the first ``n_train`` of :func:`sum_pairs` as chat prompts with an
+    ``answer`` column, and :func:`sum_reward`."""
+    from datasets import Dataset
+
+    pairs = sum_pairs(seed)
+    if not 1 <= n_train < len(pairs):
+        raise ValueError(f"n_train must be in [1, {len(pairs) - 1}] (the rest is held out), got {n_train}")
+    rows = [{"prompt": sum_prompt(a, b), "answer": str(a + b)} for a, b in pairs[:n_train]]
+    return Dataset.from_list(rows), [sum_reward]
 
 
 def brevity_task(n_train: int = 64, seed: int = 0, target_words: int = 10):
@@ -55,14 +115,13 @@ CLAIMS = [
           margin_reason="the upper end of the design's range"),
     Claim("grpo-reward", "GRPO raises the reward on prompts it did not train on", "empirical",
           source="Shao et al. 2024 (DeepSeekMath, arXiv 2402.03300), section 4: GRPO", paper="no number "
-          "for this toy", statistic="mean brevity reward of sampled replies, trained minus base "
-          "(12 held-out prompts x 4 samples, paired by prompt)", hypothesis="greater", margin=0.0,
+          "for this toy", statistic="mean sum reward of sampled replies, trained minus base "
+          "(the 47 held-out sums x 4 samples, paired by prompt)", hypothesis="greater", margin=0.0,
           margin_reason="direction only", bounds=(-1.0, 1.0)),
-    Claim("hack", "The word-count reward is gamed: the trained replies still run to the token cap",
-          "empirical", source="derived here (a reward that counts words does not count the other "
-          "tokens; reward hacking, Skalse et al. 2022, arXiv 2209.13085)", paper="no number",
-          statistic="share of the trained model's held-out replies that stop only at the token cap",
-          hypothesis="greater", margin=0.5,
-          margin_reason="most replies padded to the cap is the hack; fewer than half is not",
-          bounds=(0.0, 1.0)),
+    Claim("grpo-accuracy", "The reward cannot be gamed: its gain is a gain in greedy accuracy on "
+          "held-out sums", "empirical",
+          source="derived here (the reward pays only the right number; reward hacking, Skalse et "
+          "al. 2022, arXiv 2209.13085, needs a cheaper way to the reward)", paper="no number",
+          statistic="greedy accuracy on the 47 held-out sums, trained minus base, paired by prompt",
+          hypothesis="greater", margin=0.0, margin_reason="direction only", bounds=(-1.0, 1.0)),
 ]

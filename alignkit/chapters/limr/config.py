@@ -39,8 +39,9 @@ TOY_SIZES: dict[str, dict] = {
 # the real-LM track: pool size, epochs over it, prompts per GRPO step, rollouts per prompt, lengths,
 # eval size, learning rate, temperature, shots (worked examples in the prompt, lm.SHOTS).
 # Temperature 1.0, not the paper's 1.2: at 1.2 the 135M model's answers are mostly noise.
-# cpu: 30 steps of 4 prompts x 8 rollouts (24 problems, 6 of each kind, 5 epochs); 200 held-out problems, paired before and after, put the
-# 95% half-width of the accuracy gain near 0.05 (pilot: 27% correct before training).
+# cpu: 30 steps of 4 prompts x 8 rollouts (24 problems, 6 of each kind, 5 epochs); 200 held-out
+# problems, paired before and after, put the 95% half-width of the accuracy gain near 0.05
+# (pilot: 27% right before training, so about a third of the answers can change).
 LM_SIZES: dict[str, dict] = {
     "smoke": dict(n_pool=2, epochs=2, prompts_per_step=2, num_generations=4, max_completion_length=16,
                   n_eval=2, learning_rate=5e-4, temperature=1.0, shots=2),

@@ -68,7 +68,7 @@ def arithmetic_problems(n: int, seed: int = 0) -> list[dict]:
         raise ValueError(f"n must be >= 1, got {n}")
     rng, kinds = random.Random(seed), sorted(KINDS)
     seen, out = {m["content"] for m in SHOTS if m["role"] == "user"}, []
-    for i in range(100 * n):
+    for _ in range(100 * n):
         p = arithmetic_problem(rng, kinds[len(out) % len(kinds)])
         if p["question"] not in seen:
             seen.add(p["question"])
