@@ -1,7 +1,7 @@
 """Chapter 0 (start here): the tasks of its end-to-end GRPO run (recipe tasks ``addition`` and
 ``brevity``) and the chapter's pre-registered claims.
 
-The demo trains on ``addition``: one-digit sums, rewarded for the right answer. A reward that
+The demo trains on ``addition``: a teen plus a digit, rewarded for the right answer. A reward that
 only a correct answer earns cannot be gamed by the form of the reply, unlike ``brevity`` (a
 word count), which earlier versions of the chapter used and which the policy learned to satisfy
 with short off-topic replies.
@@ -25,11 +25,12 @@ SUM_SHOTS = [{"role": "user", "content": "What is 4 + 3?"}, {"role": "assistant"
 
 
 def sum_pairs(seed: int = 0) -> list[tuple[int, int]]:
-    """Every one-digit sum ``(a, b)``, 1 <= a, b <= 9, except the worked examples', in a seeded
-    order: the first ones train, the rest are held out (79 in all)."""
+    """Every sum ``(a, b)`` of a teen and a digit, 11 <= a <= 19, 2 <= b <= 9 (72 in all), in a
+    seeded order: the first ones train, the rest are held out. The bundled model gets about a third
+    of them right (greedy, measured on 30: 37%; one-digit sums are too easy at 92%)."""
     import random
 
-    pairs = [(a, b) for a in range(1, 10) for b in range(1, 10) if (a, b) not in ((4, 3), (2, 6))]
+    pairs = [(a, b) for a in range(11, 20) for b in range(2, 10)]
     random.Random(seed).shuffle(pairs)
     return pairs
 
@@ -116,12 +117,12 @@ CLAIMS = [
     Claim("grpo-reward", "GRPO raises the reward on prompts it did not train on", "empirical",
           source="Shao et al. 2024 (DeepSeekMath, arXiv 2402.03300), section 4: GRPO", paper="no number "
           "for this toy", statistic="mean sum reward of sampled replies, trained minus base "
-          "(the 47 held-out sums x 4 samples, paired by prompt)", hypothesis="greater", margin=0.0,
+          "(the 40 held-out sums x 4 samples, paired by prompt)", hypothesis="greater", margin=0.0,
           margin_reason="direction only", bounds=(-1.0, 1.0)),
     Claim("grpo-accuracy", "The reward cannot be gamed: its gain is a gain in greedy accuracy on "
           "held-out sums", "empirical",
           source="derived here (the reward pays only the right number; reward hacking, Skalse et "
           "al. 2022, arXiv 2209.13085, needs a cheaper way to the reward)", paper="no number",
-          statistic="greedy accuracy on the 47 held-out sums, trained minus base, paired by prompt",
+          statistic="greedy accuracy on the 40 held-out sums, trained minus base, paired by prompt",
           hypothesis="greater", margin=0.0, margin_reason="direction only", bounds=(-1.0, 1.0)),
 ]
