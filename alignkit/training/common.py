@@ -46,7 +46,12 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
     settings = dict(settings)
     if not on_gpu:
         settings.update(use_cpu=True, gradient_checkpointing=False)
-    return config_cls(**settings, **trainer_precision(compute))
+    config = config_cls(**settings, **trainer_precision(compute))
+    if not (config.bf16 or config.fp16):
+        # float32 by the policy: an accelerate config's `mixed_precision: bf16` (inherited through
+        # ACCELERATE_MIXED_PRECISION) must not turn it into emulated bf16
+        config.mixed_precision = "no"
+    return config
 
 
 def checked_reward(fn: Callable) -> Callable:
