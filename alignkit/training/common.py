@@ -346,14 +346,21 @@ def changed_fraction(before: dict[str, torch.Tensor], model) -> float:
 
 
 def trainable_digest(model) -> str:
-    """A short SHA-256 of the trainable parameters: equal on every rank after a DDP step."""
+    """A short SHA-256 of the trainable parameters: equal on every rank after a DDP step.
+
+    Under FSDP2 a parameter is a sharded ``DTensor``; its full tensor is gathered first (a
+    collective: every rank calls this at the same point), so the digest covers whole weights.
+    """
     import hashlib
 
     h = hashlib.sha256()
     for name, p in sorted(model.named_parameters()):
         if p.requires_grad:
+            p = p.detach()
+            if hasattr(p, "full_tensor"):
+                p = p.full_tensor()
             h.update(name.encode())
-            h.update(p.detach().float().cpu().numpy().tobytes())
+            h.update(p.float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
