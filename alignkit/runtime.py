@@ -6,7 +6,7 @@ Introduced in chapter 0; every chapter's setup cell prints ``environment_report(
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.resources
+import importlib.util
 import os
 import platform
 import random
@@ -182,15 +182,17 @@ def bundled(kind: str, relative: str = "") -> Path | None:
     it; None when this install carries no such copy (a checkout; ``install.constraints_text``
     reads the third bundled file, constraints.txt).
 
-    Read through ``importlib.resources``, so it finds the files wherever pip put the package.
+    Found through ``importlib`` (the sub-package's own folder), wherever pip put the package.
+    The sub-packages have no ``__init__.py`` (the checkout's data/ and results/ stay plain
+    folders), so they are namespace packages, whose one folder ``find_spec`` names.
     """
     if kind not in BUNDLED:
         raise ValueError(f"kind must be one of {', '.join(map(repr, BUNDLED))}, got {kind!r}")
-    try:
-        root = importlib.resources.files(BUNDLED[kind])
-    except ModuleNotFoundError:
+    spec = importlib.util.find_spec(BUNDLED[kind])
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if not folders:
         return None
-    path = Path(str(root.joinpath(relative))) if relative else Path(str(root))
+    path = Path(folders[0]) / relative
     return path if path.exists() else None
 
 
