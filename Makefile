@@ -1,6 +1,7 @@
 # The two commands (see README.md):
 #   make test      set up .venv if needed, then run the whole test suite offline at smoke scale
 #   make workbook  set up .venv if needed, then execute every notebook at cpu scale
+#   make wheel-check  build the wheel, install it in a fresh venv, run chapters 0-1 at smoke outside
 # Both bootstrap on a fresh machine with only Python 3.11+ and pip.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test workbook lint benchmark clean
+.PHONY: venv test wheel-check workbook lint benchmark clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ test: venv
 	ALIGNKIT_SCALE=smoke $(TEST_ENV) \
 		$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=20 --nbval-lax \
 		--nbval-sanitize-with notebooks/sanitize.cfg tests $(NOTEBOOKS)
+
+# a non-editable install works (data and results come from the package): see .ci/wheel_check
+wheel-check: venv
+	PY=$(PY) bash .ci/wheel_check
 
 workbook: venv
 	@for nb in $(NOTEBOOKS); do \

@@ -61,9 +61,15 @@ def _plan_memory(args: argparse.Namespace) -> int:
                 f"plan-memory --recipe takes the model, quantisation, LoRA, lengths, batch, beta and vLLM "
                 f"settings from the recipe, so {', '.join(given)} would be ignored: drop them, or plan "
                 "without --recipe (--model ...) to set them by hand")
-        plan = plan_recipe(load_recipe(args.recipe), prompt_tokens=args.prompt_tokens,
-                           zero_stage=args.zero, n_gpus=args.gpus)
+        recipe = load_recipe(args.recipe)
+        plan = plan_recipe(recipe, prompt_tokens=args.prompt_tokens, zero_stage=args.zero, n_gpus=args.gpus)
         print(plan.table())
+        if args.gpu:
+            from alignkit.step_time import recipe_hours
+
+            t = recipe_hours(recipe, prompt_tokens=args.prompt_tokens, gpu=args.gpu)
+            print(f"  time on one {args.gpu} (alignkit.step_time, an estimate): {t['total']:.1f} s a step "
+                  f"(rollout {t['rollout']:.1f} + train {t['train']:.1f}), {t['steps']} steps in {t['hours']:.2f} h")
         return 0
     if not args.model:
         raise CommandLineError("plan-memory needs --model (or --recipe)")
@@ -115,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --vllm colocate: the share of each card vLLM reserves (default 0.3)")
     p.add_argument("--beta", type=non_negative_float, default=None,
                    help="GRPO KL coefficient (>0 keeps a reference; default 0)")
+    p.add_argument("--gpu", choices=["T4", "L4", "A100", "H100"], default=None,
+                   help="with --recipe: also estimate the time a step and the run take on one such GPU")
     p.set_defaults(func=_plan_memory)
     t = sub.add_parser("train", help="train from a recipe: train RECIPE.yaml [--section.key value ...]")
     t.add_argument("recipe", help="path, or name under alignkit/recipes (e.g. 00_start_here/gpu.yaml)")

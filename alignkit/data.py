@@ -240,12 +240,13 @@ INSTRUCTION_SPLITS = ("train", "preference", "heldout")
 
 
 def instructions_dir() -> Path:
-    """``data/instructions`` under the workbook's root (``alignkit.runtime.data_root``)."""
+    """``data/instructions`` under the workbook's root, or the copy an installed wheel carries
+    (``alignkit.runtime.data_root``)."""
     path = data_root() / "instructions"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"{path} not found: the instruction set lives in the repository, so install alignkit "
-            "from a clone with `pip install -e .`"
+            f"{path} not found: neither the workbook's root nor the installed alignkit package "
+            "holds the instruction set; reinstall alignkit, or set ALIGNKIT_HOME to a clone"
         )
     return path
 

@@ -201,7 +201,7 @@ def lora_config(lora=None):
 
 def load_policy(name: str, *, quantization: str | None = None, lora=None,
                 dtype: str | torch.dtype | None = "auto", device: torch.device | str | None = None,
-                seed: int | None = None):
+                seed: int | None = None, for_training: bool = False):
     """Load a causal LM by short name, hub id or folder, optionally in 4-bit and/or with LoRA.
 
     Args:
@@ -215,6 +215,8 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None,
         seed: seeds everything (``alignkit.runtime.seed_everything``) before the model and its
             LoRA adapter are created, so the same seed gives the same initial adapter. None
             leaves the random state as it is (the adapter then differs from call to call).
+        for_training: the weights themselves will be trained (no LoRA, no 4-bit): under fp16
+            they then load in float32 (``alignkit.runtime.load_dtype``).
     """
     from transformers import AutoModelForCausalLM
 
@@ -225,7 +227,8 @@ def load_policy(name: str, *, quantization: str | None = None, lora=None,
     path = resolve(name)
     if seed is not None:
         seed_everything(seed)
-    kwargs = {"dtype": load_dtype(compute, device)}
+    trains_weights = for_training and lora is None and quantization is None
+    kwargs = {"dtype": load_dtype(compute, device, trains_weights=trains_weights)}
     if quantization == "4bit":
         kwargs["quantization_config"] = bnb_4bit_config(compute)
         # one full copy per process: under torchrun / accelerate each rank takes its own GPU

@@ -265,7 +265,7 @@ def _build(trainer, spec, args, out, compute, seed, dataset, rewards, model, cal
                                              callbacks=callbacks, compute=compute, **args)
     if model is None:
         model = load_policy(spec["name"], quantization=spec.get("quantization"), lora=spec.get("lora"),
-                            dtype=compute, seed=seed)
+                            dtype=compute, seed=seed, for_training=True)
     tokenizer = load_tokenizer(spec["name"])
     if trainer == "sft":
         return training.build_sft_trainer(model, tokenizer, dataset, output_dir=out, callbacks=callbacks,

@@ -6,6 +6,7 @@ Introduced in chapter 0; every chapter's setup cell prints ``environment_report(
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import random
@@ -109,15 +110,20 @@ def resolve_dtype(requested: str | torch.dtype | None = "auto",
     return requested
 
 
-def load_dtype(compute: torch.dtype, device: torch.device | str | None = None) -> torch.dtype:
+def load_dtype(compute: torch.dtype, device: torch.device | str | None = None, *,
+               trains_weights: bool = False) -> torch.dtype:
     """The dtype to load a model's weights in, for a run that computes in ``compute`` on ``device``.
 
     On a CPU always float32: bf16 there is autocast over float32 master weights. On a GPU the
     compute dtype: a frozen base (LoRA, QLoRA) or a bf16 full fine-tuning run keeps its weights
-    in 16 bits, and peft keeps the adapter itself in float32.
+    in 16 bits, and peft keeps the adapter itself in float32. The exception is fp16 full
+    fine-tuning (``trains_weights``, a T4 or V100): fp16 mixed precision needs float32 master
+    weights (the gradient scaler refuses fp16 gradients, and fp16 updates underflow), so float32.
     """
     device = torch.device(device) if device is not None else pick_device()
-    return torch.float32 if device.type == "cpu" else compute
+    if device.type == "cpu" or (trains_weights and compute == torch.float16):
+        return torch.float32
+    return compute
 
 
 def trainer_precision(compute: torch.dtype | None = None) -> dict:
@@ -166,9 +172,52 @@ def runs_root() -> Path:
     return repo_root() / "runs"
 
 
+# A wheel carries the checkout's data/, results/ and constraints.txt as these sub-packages
+# (pyproject.toml, [tool.setuptools.package-dir]); a checkout has none of them.
+BUNDLED = {"data": "alignkit._data", "results": "alignkit._results"}
+
+
+def bundled(kind: str, relative: str = "") -> Path | None:
+    """The installed package's copy of ``data/`` or ``results/`` (``kind``), or of a path under
+    it; None when this install carries no such copy (a checkout; ``install.constraints_text``
+    reads the third bundled file, constraints.txt).
+
+    Found through ``importlib`` (the sub-package's own folder), wherever pip put the package.
+    The sub-packages have no ``__init__.py`` (the checkout's data/ and results/ stay plain
+    folders), so they are namespace packages, whose one folder ``find_spec`` names.
+    """
+    if kind not in BUNDLED:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, BUNDLED))}, got {kind!r}")
+    spec = importlib.util.find_spec(BUNDLED[kind])
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if not folders:
+        return None
+    path = Path(folders[0]) / relative
+    return path if path.exists() else None
+
+
 def data_root() -> Path:
-    """``data/`` under :func:`repo_root`: the data sets the project generates itself."""
-    return repo_root() / "data"
+    """``data/`` under :func:`repo_root`, the data sets the project generates itself; in an
+    installed wheel without that folder, the copy the package carries (read-only)."""
+    local = repo_root() / "data"
+    return local if local.is_dir() else (bundled("data") or local)
+
+
+def find_result(relative: str) -> Path | None:
+    """The results file ``relative`` (e.g. ``"02_limr/toy_cpu.json"``) a notebook reads: the one
+    under :func:`results_root` (a new run writes there) or else the committed copy an installed
+    wheel carries; None when neither exists. Introduced for chapters 1 and 2."""
+    local = results_root() / relative
+    return local if local.is_file() else bundled("results", relative)
+
+
+def missing_result(relative: str, command: str) -> FileNotFoundError:
+    """The error a notebook raises when a results file it needs is absent: it names the file and
+    the command that makes it, rather than starting a long run nobody asked for."""
+    return FileNotFoundError(
+        f"results/{relative} not found (looked in {results_root()} and in the installed package). "
+        f"Make it with `{command}` (or set rerun = True in the parameters cell to run it here), "
+        f"or point ALIGNKIT_HOME at a checkout that has it")
 
 
 def seed_everything(seed: int) -> None:
@@ -221,8 +270,12 @@ def environment_report(*, probe_hub: bool = False, show: bool = True) -> dict:
     """Versions, device, dtype, scale and hub status, printed as a short table and returned.
 
     ``probe_hub=True`` tries a connection to the hub when offline mode is off; by default the
-    report only says whether offline mode is on, so it never waits on the network.
+    report only says whether offline mode is on, so it never waits on the network. The
+    "tested with" row holds the versions CI passed (constraints.txt); each package whose
+    major.minor differs from them is printed as a warning (and listed under ``"warnings"``).
     """
+    from alignkit.install import REPORTED, tested_versions, version_drift
+
     device = pick_device()
     scale = current_scale()
     if hub_offline():
@@ -238,6 +291,7 @@ def environment_report(*, probe_hub: bool = False, show: bool = True) -> dict:
         "transformers": _version("transformers"),
         "trl": _version("trl"),
         "peft": _version("peft"),
+        "accelerate": _version("accelerate"),
         "bitsandbytes": _version("bitsandbytes"),
         "device": str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""),
         "dtype": str(pick_dtype(device)).replace("torch.", ""),
@@ -247,8 +301,14 @@ def environment_report(*, probe_hub: bool = False, show: bool = True) -> dict:
         "hub": hub,
         "colab": in_colab(),
     }
+    tested = tested_versions()
+    report["tested with"] = ", ".join(f"{k} {v}" for k, v in tested.items())
+    drift = version_drift({k: report[k] for k in REPORTED}, tested)
     if show:
         width = max(len(k) for k in report)
         for key, value in report.items():
             print(f"{key:<{width}}  {value}")
+        for line in drift:
+            print(f"warning: {line}")
+    report["warnings"] = drift
     return report

@@ -216,3 +216,64 @@ def test_a_colocated_vllm_engine_is_refused_where_the_policy_says_fp16(monkeypat
     check_vllm_dtype({"use_vllm": False})
     simulate_cuda(monkeypatch, A100)
     check_vllm_dtype({"use_vllm": True, "vllm_mode": "colocate"})  # bf16 is native there
+
+
+# --- every recipe, on each kind of device --------------------------------------------------------
+
+F32, F16, B16 = torch.float32, torch.float16, torch.bfloat16
+DEVICES = {"T4": (T4, F16), "L4": (L4, B16), "A100": (A100, B16), "cpu": (None, F32)}
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("name", rc.list_recipes())
+def test_every_recipe_follows_the_policy_on_a_t4_an_l4_an_a100_and_a_cpu(monkeypatch, tmp_path, device, name):
+    capability, expected = DEVICES[device]
+    if capability:
+        simulate_cuda(monkeypatch, capability)
+    else:
+        simulate_cpu(monkeypatch, ["fpu", "sse2", "avx2"])
+    # an accelerate config's `mixed_precision: bf16` reaches TrainingArguments through this variable
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    recipe = rc.load_recipe(name)
+    spec, args = recipe["model"], dict(recipe[recipe["trainer"]])
+    args.pop("output_dir", None)
+    compute = runtime.resolve_dtype(spec.get("dtype", "auto"))
+    assert compute == expected
+    colocated = args.get("use_vllm") and args.get("vllm_mode", "colocate") == "colocate"
+    if colocated and expected == F16:  # TRL 1.16 would start the engine in bf16 there
+        with pytest.raises(ValueError, match="--dtype half"):
+            training.grpo_config(tmp_path, compute=compute, **args)
+        return
+    cfg = training.grpo_config(tmp_path, compute=compute, **args)
+    assert (cfg.bf16, cfg.fp16) == (expected == B16, expected == F16), name
+    assert cfg.mixed_precision == {B16: "bf16", F16: "fp16", F32: "no"}[expected], name
+    if spec.get("quantization") == "4bit":
+        assert bnb_4bit_config(compute).bnb_4bit_compute_dtype == expected
+    full = spec.get("lora") is None and spec.get("quantization") is None
+    weights = runtime.load_dtype(compute, "cuda" if capability else "cpu", trains_weights=full)
+    assert weights == (F32 if expected != B16 and (full or not capability) else expected), name
+    if args.get("use_vllm"):
+        assert runtime.vllm_dtype(compute) == {B16: "bfloat16", F16: "half", F32: "float32"}[expected]
+
+
+def test_the_t4_recipe_fits_a_t4_in_about_an_hour_with_no_4bit_and_no_colocated_vllm(monkeypatch, tmp_path):
+    from alignkit.memory import CARDS, HEADROOM
+    from alignkit.step_time import recipe_hours
+
+    recipe = rc.load_recipe("00_start_here/gpu.yaml")
+    assert recipe["model"]["quantization"] is None and recipe["model"]["lora"]  # 16-bit LoRA
+    assert not recipe["grpo"].get("use_vllm")
+    assert rc.plan_recipe(recipe).total_gib <= HEADROOM * CARDS["T4 16 GB"]
+    assert recipe_hours(recipe, gpu="T4")["hours"] <= 1.0
+    simulate_cuda(monkeypatch, T4)
+    args = {k: v for k, v in recipe["grpo"].items() if k != "output_dir"}
+    cfg = training.grpo_config(tmp_path, compute=runtime.resolve_dtype("auto"), **args)
+    assert (cfg.fp16, cfg.bf16) == (True, False)
+    assert runtime.load_dtype(torch.float16, "cuda") == torch.float16  # frozen base in fp16, 3.1 GB
+
+
+def test_fp16_full_fine_tuning_keeps_float32_master_weights(monkeypatch):
+    simulate_cuda(monkeypatch, T4)
+    assert runtime.load_dtype(torch.float16, "cuda", trains_weights=True) == torch.float32
+    assert runtime.load_dtype(torch.bfloat16, "cuda", trains_weights=True) == torch.bfloat16
+    assert runtime.load_dtype(torch.float16, "cuda", trains_weights=False) == torch.float16

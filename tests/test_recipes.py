@@ -298,3 +298,21 @@ def test_two_process_ddp_grpo_step_on_cpu(tmp_path):
     assert [e["world_size"] for e in ends] == [2, 2]
     assert all(e["global_step"] == 1 and e["changed"] for e in ends)
     assert ends[0]["digest"] == ends[1]["digest"]  # DDP kept the replicas identical
+
+
+@pytest.mark.slow
+def test_two_process_fsdp_step_of_the_cluster_recipe_on_cpu(tmp_path):
+    """The cluster engine really run: accelerate launch with the FSDP config (FSDP2, full sharding),
+    2 CPU processes over gloo, the cluster recipe (full fine-tuning) on the bundled model, one step."""
+    name = "00_start_here/cluster.yaml"
+    overrides = rc.cpu_substitutes(rc.load_recipe(name))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(rc.RECIPES_DIR / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--cpu",
+           "-m", "alignkit", "train", name, "--output-dir", str(tmp_path), *overrides]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ends = [json.loads((tmp_path / f"rank{r}-end.json").read_text()) for r in (0, 1)]
+    assert [e["world_size"] for e in ends] == [2, 2]
+    assert all(e["global_step"] == 1 and e["changed"] for e in ends)
+    assert ends[0]["digest"] == ends[1]["digest"]  # the gathered full weights agree on both ranks

@@ -46,7 +46,12 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
     settings = dict(settings)
     if not on_gpu:
         settings.update(use_cpu=True, gradient_checkpointing=False)
-    return config_cls(**settings, **trainer_precision(compute))
+    config = config_cls(**settings, **trainer_precision(compute))
+    if not (config.bf16 or config.fp16):
+        # float32 by the policy: an accelerate config's `mixed_precision: bf16` (inherited through
+        # ACCELERATE_MIXED_PRECISION) must not turn it into emulated bf16
+        config.mixed_precision = "no"
+    return config
 
 
 def checked_reward(fn: Callable) -> Callable:
@@ -341,14 +346,21 @@ def changed_fraction(before: dict[str, torch.Tensor], model) -> float:
 
 
 def trainable_digest(model) -> str:
-    """A short SHA-256 of the trainable parameters: equal on every rank after a DDP step."""
+    """A short SHA-256 of the trainable parameters: equal on every rank after a DDP step.
+
+    Under FSDP2 a parameter is a sharded ``DTensor``; its full tensor is gathered first (a
+    collective: every rank calls this at the same point), so the digest covers whole weights.
+    """
     import hashlib
 
     h = hashlib.sha256()
     for name, p in sorted(model.named_parameters()):
         if p.requires_grad:
+            p = p.detach()
+            if hasattr(p, "full_tensor"):
+                p = p.full_tensor()
             h.update(name.encode())
-            h.update(p.detach().float().cpu().numpy().tobytes())
+            h.update(p.float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -40,8 +40,8 @@ from alignkit.chapters.bleuberi.config import (
     run_fields,
     sizes,
 )
-from alignkit.io import atomic_write_json
-from alignkit.runtime import runs_root
+from alignkit.io import atomic_write_json, read_json
+from alignkit.runtime import find_result, missing_result, runs_root
 from alignkit.training import grpo_settings
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +304,21 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     atomic_write_json(path, result)
     log(f"[done] {path}")
     return result
+
+
+def load_or_run(scale: str, *, rerun: bool = False, log=print) -> dict:
+    """The experiment's summary at ``scale``, as the notebook reads it. ``rerun`` (and smoke,
+    whose summary is git-ignored and takes a minute) runs the experiment; otherwise the summary
+    comes from ``results/`` or the installed package's committed copy, and a missing one raises an
+    error naming the command, rather than starting a 45-minute run unasked."""
+    relative = f"{CHAPTER}/experiment_{scale}.json"
+    found = experiment_path(scale) if scale == "smoke" else find_result(relative)
+    if not rerun and found is not None and found.is_file():
+        return read_json(found)
+    if not rerun and scale != "smoke":
+        raise missing_result(relative, f"python -m alignkit.chapters.bleuberi.experiment --scale {scale}")
+    run_experiment(scale, log=log)
+    return read_json(experiment_path(scale))
 
 
 def main(argv: list[str] | None = None) -> None:

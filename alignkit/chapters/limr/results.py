@@ -1,9 +1,11 @@
-"""Load chapter 2's experiment results, running the experiment first when they are missing.
+"""Load chapter 2's experiment results; run the experiment only when asked.
 
 The notebook ``02_limr.ipynb`` reads ``results/02_limr/toy_<scale>.json`` (the toy pipeline,
 ``alignkit.chapters.limr.toy``) and ``results/02_limr/lm_<scale>.json`` (the real-LM track,
-``alignkit.chapters.limr.lm``). At ``cpu`` scale these come from the long command-line runs;
-at ``smoke`` the notebook reruns them (seconds) so that CI exercises the code.
+``alignkit.chapters.limr.lm``). At ``cpu`` scale these come from the long command-line runs
+(committed, and carried by an installed wheel); a missing file is an error that names the
+command, never a silent 25-minute run. At ``smoke`` the notebook asks for a rerun (seconds) so
+that CI exercises the code.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from alignkit.io import read_json
-from alignkit.runtime import results_root
+from alignkit.runtime import find_result, missing_result, results_root
 
 KINDS = ("toy", "lm")
+COMMANDS = {kind: f"python -m alignkit.chapters.limr.{kind} --scale {{scale}}" for kind in KINDS}
 
 
 def results_path(kind: str, scale: str) -> Path:
@@ -24,16 +27,21 @@ def results_path(kind: str, scale: str) -> Path:
 
 
 def load_or_run(kind: str, scale: str, *, rerun: bool = False) -> dict:
-    """The results of experiment ``kind`` ("toy" or "lm") at ``scale``; runs it (and writes the
-    file atomically) when the file is missing or ``rerun`` is true."""
+    """The results of experiment ``kind`` ("toy" or "lm") at ``scale``. With ``rerun`` it runs
+    the experiment (and writes the file atomically under ``results/``); otherwise it reads the
+    file there or the installed package's copy, and a missing one raises an error naming the
+    command that makes it."""
     from alignkit.chapters.limr import lm as limr_lm
     from alignkit.chapters.limr import toy as limr_toy
     from alignkit.chapters.limr.config import lm_sizes, toy_sizes
 
     path = results_path(kind, scale)
-    if path.is_file() and not rerun:
-        return read_json(path)
     (toy_sizes if kind == "toy" else lm_sizes)(scale)  # a scale the chapter does not size: a clear error
+    if not rerun:
+        found = find_result(f"02_limr/{path.name}")
+        if found is None:
+            raise missing_result(f"02_limr/{path.name}", COMMANDS[kind].format(scale=scale))
+        return read_json(found)
     if kind == "toy":
         limr_toy.main(["--scale", scale, "--out", str(path)])
     else:
