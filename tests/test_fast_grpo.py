@@ -117,3 +117,149 @@ def test_fast_path_and_plain_trl_both_learn_the_built_task(tmp_path):
     for kind, curve in curves.items():
         start, end = sum(curve[:2]) / 2, sum(curve[-3:]) / 3
         assert end > start + 0.1, f"{kind}: reward did not rise ({start:.2f} -> {end:.2f}): {curve}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The inference copy (issue 18): same sampling distribution, refreshed after every step
+# ---------------------------------------------------------------------------------------------
+
+def _tiny_trainer(tmp_path, model, *, steps=1, generations=4, tokens=6, **fields):
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Name a colour, {i}."}]}
+                              for i in range(steps)])
+
+    def rank_reward(completions, **kwargs):  # distinct rewards: every step has a gradient
+        return [float(i) for i in range(len(completions))]
+
+    scale = get_scale("smoke").replace(max_steps=steps, max_completion_length=tokens, num_generations=generations)
+    return training.build_grpo_trainer(model, rank_reward, data, scale=scale, output_dir=tmp_path,
+                                       disable_tqdm=True, **fields)
+
+
+def _prompt_ids(trainer, text="Name a colour."):
+    return list(trainer.processing_class.apply_chat_template([{"role": "user", "content": text}],
+                                                             add_generation_prompt=True, return_dict=True)["input_ids"])
+
+
+@pytest.mark.slow
+def test_the_inference_copy_samples_what_trl_samples(tmp_path):
+    """Same seed, same prompts (two groups of 4, of different lengths, so one is left-padded): the
+    copy (adapter merged, float32 here, each group's prompt prefilled once) draws the same tokens
+    as TRL's own generation with the unmerged adapter, and its next-token distributions match the
+    trained policy's to float rounding (the training-inference mismatch, in nats per token)."""
+    from trl import GRPOTrainer
+
+    from alignkit.runtime import seed_everything
+    from alignkit.training.rollout import sampling_mismatch
+
+    trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), tokens=12, temperature=0.7)
+    prompts = [_prompt_ids(trainer)] * 4 + [_prompt_ids(trainer, "Name a colour that is not red or blue.")] * 4
+    assert len(prompts[0]) != len(prompts[-1])
+    draws = {}
+    for kind in ("trl", "copy", "no adapter"):
+        seed_everything(3)
+        if kind == "trl":
+            draws[kind], _ = GRPOTrainer._generate_single_turn(trainer, prompts, None, {}, 8)
+        elif kind == "copy":
+            draws[kind], logprobs = trainer._generate_single_turn(prompts, None, {}, 8)
+            assert logprobs is None and trainer.inference_copy is not None
+        else:
+            with trainer.model.disable_adapter():
+                draws[kind], _ = GRPOTrainer._generate_single_turn(trainer, prompts, None, {}, 8)
+    assert draws["copy"] == draws["trl"], "the inference copy sampled other tokens than TRL's generation"
+    assert draws["no adapter"] != draws["trl"], "the adapter does not matter here: the check above is vacuous"
+    # the distributions themselves, on the sampled completions (positions after an EOS masked out)
+    k = max(len(c) for c in draws["copy"])
+    ids = torch.tensor([prompts[0] + c + [0] * (k - len(c)) for c in draws["copy"][:4]])
+    mask = torch.tensor([[1] * (len(prompts[0]) + len(c)) + [0] * (k - len(c)) for c in draws["copy"][:4]])
+    mismatch = sampling_mismatch(trainer.model, trainer.inference_copy.model, ids, mask, k, temperature=0.7)
+    assert mismatch["kl"] < 1e-6 and mismatch["max_abs_logp"] < 1e-3, mismatch
+    with trainer.model.disable_adapter():  # a real difference is seen: the measure can fail
+        assert sampling_mismatch(trainer.model, trainer.inference_copy.model, ids, mask, k)["kl"] > 1e-4
+
+
+def _merged_weights(policy):
+    """The policy's weights with the adapter merged, computed independently (peft's merge_and_unload
+    on a copy), for the tensors LoRA adapts."""
+    import copy
+
+    merged = copy.deepcopy(policy).merge_and_unload().state_dict()
+    adapted = {n.replace(".base_layer", "").removeprefix("base_model.model.")
+               for n, _ in policy.named_parameters() if "base_layer.weight" in n}
+    return {n: merged[n] for n in adapted}
+
+
+@pytest.mark.slow
+def test_the_inference_copy_equals_the_trained_weights_after_every_step(tmp_path):
+    trainer = _tiny_trainer(tmp_path, load_policy("smollm2-135m", lora=True, seed=0), steps=3,
+                            learning_rate=1e-2)
+    seen = []
+    original = trainer._generate_single_turn
+
+    def check_after_refresh(*args, **kwargs):  # each rollout: the copy holds the current weights
+        out = original(*args, **kwargs)
+        copy_params = dict(trainer.inference_copy.model.named_parameters())
+        expected = _merged_weights(trainer.model)
+        worst = max((copy_params[n] - w).abs().max().item() for n, w in expected.items())
+        seen.append((trainer.state.global_step, worst, {n: copy_params[n].clone() for n in list(expected)[:4]}))
+        return out
+
+    trainer._generate_single_turn = check_after_refresh
+    trainer.train()
+    assert [step for step, _, _ in seen] == [0, 1, 2], "one rollout per optimizer step expected"
+    for step, worst, _ in seen:
+        assert worst < 1e-6, f"after step {step} the inference copy differs from the trained weights by {worst}"
+    # the steps moved the weights, so the copy was really refreshed (not equal by never changing)
+    first, last = seen[0][2], seen[-1][2]
+    assert any(not torch.equal(first[n], last[n]) for n in first)
+    assert all(not p.requires_grad for p in trainer.inference_copy.model.parameters())
+
+
+@pytest.mark.slow
+def test_the_inference_copy_takes_the_native_dtype(monkeypatch):
+    from alignkit import runtime
+    from alignkit.training.rollout import InferenceCopy
+
+    model = load_policy("smollm2-135m", lora=True)
+    assert InferenceCopy(model).dtype == torch.float32 or runtime.cpu_has_fast_bf16()
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    sampler = InferenceCopy(model)
+    assert {p.dtype for p in sampler.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}, "the trained model was cast too"
+
+
+@pytest.mark.slow
+def test_a_4bit_base_samples_from_the_model_itself(tmp_path):
+    from alignkit.training.rollout import InferenceCopy, supports_inference_copy
+
+    model = load_policy("smollm2-135m", quantization="4bit", lora=True)
+    assert not supports_inference_copy(model)
+    with pytest.raises(ValueError, match="cannot be mirrored"):
+        InferenceCopy(model)
+
+
+@pytest.mark.slow
+def test_completion_only_log_probs_equal_trls_fused_head(tmp_path):
+    """The fast path scores only the completion positions; TRL's fused head scores every position
+    on a CPU. Same log-probs and entropies, and the LM head really sees fewer positions."""
+    from trl import GRPOTrainer
+
+    trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), temperature=0.7)
+    tok = trainer.processing_class
+    batch = tok(["The capital of France is Paris, a city", "Two plus two equals four, and"],
+                return_tensors="pt", padding=True, padding_side="left")
+    ids, mask, k = batch["input_ids"], batch["attention_mask"], 5
+    rows = []
+    hook = trainer.model.get_base_model().lm_head.register_forward_hook(
+        lambda m, args, out: rows.append(args[0].shape[:-1].numel()))
+    try:
+        ours, ours_ent, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, k,
+                                                                       compute_entropy=True)
+    finally:
+        hook.remove()
+    theirs, theirs_ent, _ = GRPOTrainer._get_per_token_logps_and_entropies(trainer, trainer.model, ids, mask, k,
+                                                                           compute_entropy=True)
+    assert ours.shape == theirs.shape == (2, k)
+    assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
+    # entropy sums 49k terms: TRL's chunked kernel and one float32 softmax differ by ~5e-4 nats
+    assert torch.allclose(ours_ent, theirs_ent, atol=2e-3), (ours_ent - theirs_ent).abs().max()
+    assert rows == [2 * (k + 1)], f"the LM head scored {rows} positions, expected only the completion's"

@@ -1,7 +1,7 @@
 """alignkit's coupling to TRL's private GRPOTrainer methods, checked on one real GRPO step.
 
-``FastGRPOTrainer`` overrides ``GRPOTrainer._generate_single_turn`` (rollouts with the LoRA adapter
-merged) and ``alignkit.benchmarking.GRPOPhaseTimer`` wraps ``_generate``, ``_calculate_rewards``
+``FastGRPOTrainer`` overrides ``GRPOTrainer._generate_single_turn`` (rollouts from the inference copy,
+or with the LoRA adapter merged) and ``_get_per_token_logps_and_entropies`` (completion-only scoring), and ``alignkit.benchmarking.GRPOPhaseTimer`` wraps ``_generate``, ``_calculate_rewards``
 and ``_get_per_token_logps_and_entropies``. None of them is public API: a TRL release that renames
 one would silently turn the fast path off or leave a phase untimed. These tests fail instead.
 """
@@ -14,7 +14,7 @@ from alignkit import training
 from alignkit.benchmarking import GRPOPhaseTimer
 from alignkit.scale import get_scale
 
-OVERRIDDEN = ("_generate_single_turn",)  # by alignkit.training.FastGRPOTrainer
+OVERRIDDEN = ("_generate_single_turn", "_get_per_token_logps_and_entropies")  # by training.FastGRPOTrainer
 TIMED = ("_generate", "_calculate_rewards", "_get_per_token_logps_and_entropies")  # by GRPOPhaseTimer
 
 
@@ -50,10 +50,14 @@ def test_the_timer_names_a_missing_trl_method():
 def one_step(tmp_path_factory):
     """One real GRPO step (bundled model, LoRA, G=2, 4 tokens, beta > 0 so the reference log-probs
     are computed) with spies on the overridden method, TRL's own generation and the merge."""
-    calls = {"fast": 0, "trl": [], "merged_adapters": 0}
+    from alignkit.training.rollout import InferenceCopy
+
+    calls = {"fast": 0, "trl": [], "merged_adapters": 0, "copy": 0, "scored": 0}
     original_fast = training.FastGRPOTrainer._generate_single_turn
     original_trl = trl.GRPOTrainer._generate_single_turn
     original_merge = training.grpo.merged_adapters
+    original_copy = InferenceCopy.generate
+    original_scoring = training.FastGRPOTrainer._get_per_token_logps_and_entropies
 
     def fast_spy(self, *args, **kwargs):
         calls["fast"] += 1
@@ -68,11 +72,21 @@ def one_step(tmp_path_factory):
         calls["merged_adapters"] += 1
         return original_merge(model)
 
+    def copy_spy(self, *args, **kwargs):
+        calls["copy"] += 1
+        return original_copy(self, *args, **kwargs)
+
+    def scoring_spy(self, *args, **kwargs):
+        calls["scored"] += 1
+        return original_scoring(self, *args, **kwargs)
+
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": "Say hi."}]}] * 2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training.FastGRPOTrainer, "_generate_single_turn", fast_spy)
         mp.setattr(trl.GRPOTrainer, "_generate_single_turn", trl_spy)
         mp.setattr(training.grpo, "merged_adapters", merge_spy)
+        mp.setattr(InferenceCopy, "generate", copy_spy)
+        mp.setattr(training.FastGRPOTrainer, "_get_per_token_logps_and_entropies", scoring_spy)
         trainer = training.build_grpo_trainer(
             "smollm2-135m", rank_reward, data, output_dir=tmp_path_factory.mktemp("grpo"),
             scale=get_scale("smoke"), max_steps=1, num_generations=2, per_device_train_batch_size=2,
@@ -84,17 +98,38 @@ def one_step(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_fast_grpo_override_runs_with_the_adapter_merged(one_step):
+def test_fast_grpo_overrides_sample_from_the_inference_copy_and_score(one_step):
     trainer, _, calls, before = one_step
     assert isinstance(trainer, training.FastGRPOTrainer) and trainer.state.global_step == 1
     assert calls["fast"] >= 1, "FastGRPOTrainer._generate_single_turn was never called: TRL renamed it?"
-    assert calls["merged_adapters"] == calls["fast"]
-    assert calls["trl"], "TRL's _generate_single_turn was not reached through the override"
-    for n_layers, merged in calls["trl"]:
-        assert n_layers > 0 and merged, "TRL generated with the LoRA adapter unmerged"
-    # after the step the adapter is separate again, and the step trained it
+    # on a CPU with a LoRA model every rollout comes from the inference copy, none from TRL's path
+    assert calls["copy"] == calls["fast"] and not calls["trl"] and calls["merged_adapters"] == 0
+    # the loss forward and the reference log-probs (beta > 0) both go through the override
+    assert calls["scored"] >= 2, "FastGRPOTrainer._get_per_token_logps_and_entropies was not called"
+    # the trained model was never merged, and the step trained it
     assert not any(m.merged for m in lora_layers(trainer.model))
     assert training.changed_fraction(before, trainer.model) > 0
+
+
+@pytest.mark.slow
+def test_a_model_without_an_inference_copy_samples_through_trl_with_the_adapter_merged(tmp_path, monkeypatch):
+    """Where no copy can be made (a 4-bit base, DoRA), TRL's own generation runs, adapter merged."""
+    seen = []
+    original_trl = trl.GRPOTrainer._generate_single_turn
+
+    def trl_spy(self, *args, **kwargs):
+        layers = lora_layers(self.accelerator.unwrap_model(self.model))
+        seen.append(bool(layers) and all(m.merged for m in layers))
+        return original_trl(self, *args, **kwargs)
+
+    monkeypatch.setattr(trl.GRPOTrainer, "_generate_single_turn", trl_spy)
+    monkeypatch.setattr(training.grpo, "supports_inference_copy", lambda model: False)
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": "Say hi."}]}] * 2)
+    trainer = training.build_grpo_trainer("smollm2-135m", rank_reward, data, output_dir=tmp_path,
+                                          scale=get_scale("smoke"), max_steps=1, num_generations=2,
+                                          per_device_train_batch_size=2, max_completion_length=4, disable_tqdm=True)
+    trainer.train()
+    assert seen == [True] and trainer.inference_copy is None
 
 
 @pytest.mark.slow

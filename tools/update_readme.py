@@ -4,6 +4,8 @@
   from results/<chapter>/cpu.json, so the README shows exactly what the committed runs measured.
 * ``<!-- recipes:start -->`` ... ``<!-- recipes:end -->``: the launch command of every recipe and
   the memory planner's estimate for it (alignkit.recipe.launch_command / plan_recipe).
+* ``<!-- performance:start -->`` ... ``<!-- performance:end -->``: the GRPO step benchmark against
+  the machine's roofline, from benchmarks/grpo_cpu.json (written by benchmarks/grpo_cpu.py --json).
 
 Usage: python tools/update_readme.py
 """
@@ -55,6 +57,47 @@ def recipes_markdown(prompt_tokens: int = 256) -> str:
     return "\n".join(lines) + "\n"
 
 
+VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)", "trl-lora": "plain TRL 1.16 defaults, LoRA",
+                 "trl-lora-fp32": "plain TRL defaults, LoRA, `bf16=False`", "trl-full": "plain TRL defaults, full FT"}
+
+
+BENCHMARK = "benchmarks/grpo_cpu.json"
+
+
+def benchmark_has_roofline(path: str = BENCHMARK) -> bool:
+    """True when the committed benchmark JSON is the roofline benchmark's (it has ``roofline_s``);
+    a JSON from before it keeps the README's hand-written table until the benchmark is rerun."""
+    return "roofline_s" in json.loads((ROOT / path).read_text())
+
+
+def performance_markdown(path: str = BENCHMARK) -> str:
+    """The GRPO benchmark's numbers: the machine, its measured limits, the roofline, and each
+    variant's phases and step against the roofline, from the committed JSON."""
+    data = json.loads((ROOT / path).read_text())
+    work, lim, roof = data["workload"], data["limits"], data["roofline"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["cpu_flags"].items())
+    load = data.get("loadavg", {}).get("start") or []
+    lines = [f"{work['generations']} completions x {work['tokens']} tokens of the bundled SmolLM2-135M with LoRA "
+             f"r=16, {data['threads']} torch thread(s), commit `{data['commit']}`, CPU {data.get('cpu', '?')} "
+             f"({flags}), load average {' '.join(map(str, load)) or '?'} at the start.",
+             f"Limits measured in the same run: float32 matmul {lim['fp32_gflops']:.0f} GFLOP/s, bfloat16 "
+             f"matmul {lim['bf16_gflops']:.1f} GFLOP/s, memory read {lim['read_gbs']:.1f} GB/s; roofline of the "
+             f"step in {work['rollout_dtype']}: **{roof['roofline_s']:.2f} s** (rollout {roof['generation_s']:.2f} s "
+             f"+ LoRA forward and backward {roof['training_s']:.2f} s).", "",
+             "| variant | settings | generation | loss forward | backward | step (s) | step / roofline | "
+             "alignkit's speed-up |", "|---|---|---|---|---|---|---|---|"]
+    base = data["grpo"].get("alignkit", {}).get("step")
+    for name, r in data["grpo"].items():
+        speed = f"{r['step'] / base:.1f}x" if base and name != "alignkit" else ""
+        lines.append(f"| {VARIANT_NAMES.get(name, name)} | `{r['settings']}` | {r['generation']:.2f} | "
+                     f"{r['loss_forward']:.2f} | {r['backward']:.2f} | {r['step']:.2f} | "
+                     f"{r['step'] / roof['roofline_s']:.2f} | {speed} |")
+    if "sampling_kl" in data["grpo"].get("alignkit", {}):
+        lines += ["", f"Training-inference mismatch of alignkit's rollouts (KL(sampler || trained policy) per "
+                      f"token, after training): {data['grpo']['alignkit']['sampling_kl']:.1e} nats."]
+    return "\n".join(lines) + "\n"
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     """``text`` with the block between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
@@ -67,6 +110,11 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = replace_block(readme.read_text(), "ledger", ledger_markdown())
     text = replace_block(text, "recipes", recipes_markdown())
+    if benchmark_has_roofline():
+        text = replace_block(text, "performance", performance_markdown())
+    else:
+        print(f"{BENCHMARK} predates the roofline benchmark: the performance table is left as it is; "
+              f"run python {BENCHMARK.replace('.json', '.py')} --steps 2 --json {BENCHMARK} first")
     readme.write_text(text)
 
 

@@ -1,0 +1,183 @@
+"""GRPO rollouts on a CPU from a separate inference copy of the policy, and completion-only scoring.
+
+The pattern of TRL's colocated vLLM engine (and verl's, OpenRLHF's), done in process: the trainer
+keeps its float32 master weights and LoRA adapter for the gradient; rollouts are sampled from a
+plain copy of the policy with the adapter merged in, in the fastest dtype this CPU runs natively
+(``alignkit.runtime.pick_dtype``: bfloat16 only where the CPU has AMX / AVX512-BF16), and the
+copy is refreshed from the trained weights after every optimizer step. Used by
+:class:`alignkit.training.FastGRPOTrainer` (issue 18: GRPO on a laptop CPU near the hardware's
+limit); chapter 0 introduces it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from alignkit.runtime import pick_dtype
+
+
+def _lora_layers(model) -> dict[str, torch.nn.Module]:
+    """``{module name in the plain model: peft LoRA layer}`` of a PEFT model's base model."""
+    from peft.tuners.lora import LoraLayer
+
+    return {name: m for name, m in model.get_base_model().named_modules() if isinstance(m, LoraLayer)}
+
+
+def supports_inference_copy(model) -> bool:
+    """True for a model :class:`InferenceCopy` can mirror exactly: an unquantised plain model (full
+    fine-tuning) or a PEFT model whose trainable weights are plain LoRA ``nn.Linear`` adapters.
+
+    A 4-bit/8-bit base (QLoRA), DoRA and other LoRA variants, and ``modules_to_save`` are not
+    mirrored; the trainer then samples from the trained model itself.
+    """
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False):
+        return False
+    if not isinstance(model, PeftModel):
+        return True
+    layers = _lora_layers(model)
+    for layer in layers.values():
+        if not isinstance(layer.base_layer, torch.nn.Linear) or any(getattr(layer, "lora_variant", {}).values()):
+            return False
+    return all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+
+
+class InferenceCopy:
+    """A plain copy of a policy for sampling: the LoRA adapter merged, in ``dtype``, no gradients.
+
+    ``refresh(policy)`` writes the policy's current weights into the copy: for each LoRA layer
+    ``W + scaling * B @ A`` (peft's own ``get_delta_weight``; the trained model is never merged,
+    so its base weights never drift), for a full fine-tuning run every trainable tensor. Only
+    what training can change is copied, which costs a few milliseconds for a LoRA run.
+
+    Args:
+        policy: the trained model (a PEFT LoRA model or a plain ``PreTrainedModel``);
+            :func:`supports_inference_copy` must accept it.
+        dtype: the copy's dtype; default the precision policy's (bf16 only where native).
+    """
+
+    def __init__(self, policy, dtype: torch.dtype | None = None):
+        from peft import PeftModel
+
+        if not supports_inference_copy(policy):
+            raise ValueError(f"{type(policy).__name__} cannot be mirrored by InferenceCopy (quantised base, "
+                             "a LoRA variant such as DoRA, or modules_to_save); sample from the model itself")
+        self.dtype = dtype or pick_dtype(torch.device("cpu"))
+        clone = copy.deepcopy(policy)
+        model = clone.merge_and_unload() if isinstance(clone, PeftModel) else clone
+        vars(model).pop("forward", None)  # TRL's fused log-prob head, patched on the instance
+        self.model = model.to(self.dtype).eval().requires_grad_(False)
+        self.refresh(policy)
+
+    @torch.no_grad()
+    def refresh(self, policy) -> None:
+        """Copy ``policy``'s current (merged) weights into the inference copy."""
+        from peft import PeftModel
+
+        params = dict(self.model.named_parameters())
+        if not isinstance(policy, PeftModel):
+            for name, p in policy.named_parameters():
+                if p.requires_grad:
+                    params[name].copy_(p)
+            return
+        for name, layer in _lora_layers(policy).items():
+            weight = layer.base_layer.weight.detach().float()
+            for adapter in layer.active_adapters:
+                if adapter in layer.lora_A and not layer.merged:
+                    weight = weight + layer.get_delta_weight(adapter).float()
+            params[f"{name}.weight"].copy_(weight)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config, *,
+                 group: int = 1) -> torch.Tensor:
+        """``generate`` on the copy with the trainer's own ``GenerationConfig`` (same sampling).
+
+        ``group``: GRPO's rows come in runs of ``num_generations`` copies of one prompt. When every
+        run of ``group`` rows holds one (left-padded) prompt and the cache is the dynamic one, the
+        prompt is prefilled once per run and its KV cache repeated to the run's rows: the same
+        keys and values (up to float rounding) for 1/``group`` of the prefill's matmuls.
+        """
+        with torch.inference_mode():
+            cache = None
+            if group > 1 and generation_config.cache_implementation is None and _grouped(input_ids, group):
+                cache = self._prefill(input_ids[::group, :-1], attention_mask[::group, :-1])
+                cache.batch_repeat_interleave(group)
+            kwargs = {} if cache is None else {_cache_kwarg(self.model): cache}
+            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       generation_config=generation_config, **kwargs)
+
+    def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """The dynamic KV cache of ``input_ids`` (left-padded: positions count real tokens only)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+                   logits_to_keep=1, **{_cache_kwarg(self.model): cache})
+        return cache
+
+
+def _grouped(input_ids: torch.Tensor, group: int) -> bool:
+    """True when the rows come in runs of ``group`` identical rows."""
+    if input_ids.size(0) % group or input_ids.size(1) < 2:
+        return False
+    runs = input_ids.view(-1, group, input_ids.size(1))
+    return bool((runs == runs[:, :1]).all())
+
+
+def _cache_kwarg(model) -> str:
+    """transformers 5.2x names the KV cache argument ``cache``; earlier releases ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, *,
+                     temperature: float = 1.0, compute_entropy: bool = False):
+    """Per-token log-probs (and entropies) of the last ``logits_to_keep`` tokens of ``input_ids``.
+
+    Only the completion positions go through the LM head (``logits_to_keep`` of transformers'
+    forward). TRL 1.16's fused head scores every position, prompt included, on a device without
+    Triton (a CPU); on a 135M model with a 49k vocabulary that head is a fifth of the forward.
+    Same numbers as TRL's: logits divided by ``temperature``, log-softmax in float32.
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep + 1).logits
+    logits = logits[:, :-1].float() / temperature
+    log_z = torch.logsumexp(logits, dim=-1)
+    targets = input_ids[:, -logits_to_keep:]
+    logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
+    entropy = None
+    if compute_entropy:
+        entropy = log_z - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logps, entropy
+
+
+@torch.no_grad()
+def sampling_mismatch(policy, sampler, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      logits_to_keep: int, *, temperature: float = 1.0, autocast=None) -> dict[str, float]:
+    """How far the sampler's next-token distributions are from the trained policy's on rollouts.
+
+    Returns ``{"kl": mean KL(sampler || policy) in nats per completion token, "max_abs_logp": the
+    largest |log p_sampler - log p_policy| of a sampled token}`` over the real (unmasked) completion
+    positions. The training-inference mismatch that TRL corrects with truncated importance
+    sampling for vLLM (``vllm_importance_sampling_correction``); ``autocast`` is the trainer's
+    autocast context for the policy's forward (bf16 where native).
+    """
+    from contextlib import nullcontext
+
+    def log_probs(model, ctx):
+        with ctx:
+            logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                           logits_to_keep=logits_to_keep + 1).logits
+        return torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
+
+    logq = log_probs(sampler, nullcontext())
+    logp = log_probs(policy, autocast or nullcontext())
+    mask = attention_mask[:, -logits_to_keep:].bool()
+    kl = (logq.exp() * (logq - logp)).sum(-1)[mask]
+    targets = input_ids[:, -logits_to_keep:, None]
+    diff = (logq.gather(-1, targets) - logp.gather(-1, targets)).squeeze(-1)[mask].abs()
+    return {"kl": float(kl.mean()), "max_abs_logp": float(diff.max())}
