@@ -1,4 +1,4 @@
-"""Command line: ``python -m alignkit plan-memory ...`` and ``python -m alignkit train RECIPE.yaml``.
+"""Command line: ``python -m alignkit plan-memory ...``, ``select RECIPE.yaml`` and ``train RECIPE.yaml``.
 
 Introduced with the scale-out tools; each subcommand is a thin wrapper over a module. A mistake
 on the command line (an unknown key, a value of the wrong type or out of range, a recipe that
@@ -95,6 +95,16 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace, overrides: list[str]) -> int:
+    from alignkit.chapters.bleuberi.hard_subset import select_settings, select_subset
+    from alignkit.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, overrides)
+    select_settings(recipe)  # the select section's keys and values: before the model loads
+    select_subset(recipe, recipe_name=args.recipe, force=args.force)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m alignkit", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -133,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true",
                    help="clear the output folder's checkpoints and saved configuration, then start over")
     t.set_defaults(func=_train)
+    s = sub.add_parser("select", help="chapter 1: select the hard subset a recipe trains on (task.subset): "
+                                      "select RECIPE.yaml [--select.k 5000 ...]")
+    s.add_argument("recipe", help="path, or name under alignkit/recipes (e.g. 01_bleuberi/cluster.yaml)")
+    s.add_argument("--force", action="store_true", help="select again even if the subset exists with other settings")
+    s.set_defaults(func=_select)
     return parser
 
 
@@ -150,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
-        if extra and args.command != "train":
+        takes_overrides = args.command in ("train", "select")
+        if extra and not takes_overrides:
             raise CommandLineError(f"unrecognised arguments: {' '.join(extra)} (see python -m alignkit "
                                    f"{args.command} --help)")
-        return args.func(args, extra) if args.command == "train" else args.func(args)
+        return args.func(args, extra) if takes_overrides else args.func(args)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as err:

@@ -8,6 +8,7 @@ Layout of a recipe (see ``alignkit/recipes/*/``)::
     task:  {name: bleuberi, n_train: 1000, seed: 0, ...}     # alignkit.tasks
     grpo:  {the trl.GRPOConfig fields of this scale}          # the section is named after `trainer`
     launch: {accelerate_config: zero3.yaml, num_processes: 8}   # optional: how it is meant to run
+    select: {k: 5000, ...}         # optional: `python -m alignkit select` (chapter 1's hard subset)
 
 The trainer section holds what this scale decides (batch, lengths, steps, learning rate, memory
 settings). The paper-critical GRPO fields are not repeated in the YAML: they come from the
@@ -62,7 +63,7 @@ def _reward_config_class():
 # trainer type -> the TRL config class its section is checked against. The builders are in
 # build_trainer below; a new type (DPO, say) adds one entry here and one builder there.
 TRAINERS = {"grpo": _grpo_config_class, "sft": _sft_config_class, "reward": _reward_config_class}
-SECTIONS = ("chapter", "trainer", "model", "task", "launch", "notes", *TRAINERS)
+SECTIONS = ("chapter", "trainer", "model", "task", "launch", "select", "notes", *TRAINERS)
 
 
 def trainer_fields(trainer: str) -> list[str]:
@@ -127,6 +128,8 @@ def validate(recipe: dict) -> dict:
     lora = recipe["model"].get("lora")
     if lora is not None and not isinstance(lora, dict):
         raise ValueError(f"model.lora must be null or a mapping of peft LoraConfig fields, got {lora!r}")
+    if not isinstance(recipe.get("select") or {}, dict):
+        raise ValueError(f"select must be a mapping of selection settings, got {recipe['select']!r}")
     processes = (recipe.get("launch") or {}).get("num_processes", 1)
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"launch.num_processes must be a positive int, got {processes!r}")
@@ -179,8 +182,8 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, str, object]]:
             raw = overrides[i + 1]
             i += 2
         section, key = flag[2:].split(".", 1)
-        if section not in ("model", "task", *TRAINERS):
-            raise ValueError(f"override {flag!r}: section {section!r} is not one of model, task, "
+        if section not in ("model", "task", "select", *TRAINERS):
+            raise ValueError(f"override {flag!r}: section {section!r} is not one of model, task, select, "
                              f"{', '.join(TRAINERS)}")
         try:
             value = yaml.safe_load(raw)
@@ -278,9 +281,11 @@ def cpu_substitutes(recipe: dict, *, model: str = "smollm2-135m", n_train: int =
     """Overrides that make any recipe run on a CPU with the bundled model, for tests and dry runs:
     the bundled model instead of the hub one (quantisation and LoRA kept: bitsandbytes 4-bit
     works on CPU), no vLLM, the precision policy's dtype, no gradient checkpointing, a tiny data
-    set and one step."""
+    set and one step. A task that trains on a selected subset (``task.subset``) takes its pool
+    instead: ``python -m alignkit select`` is tested on its own."""
     groups = recipe["grpo"].get("num_generations", 8)
-    return ["--model.name", model, "--task.n_train", str(n_train), "--grpo.use_vllm", "false",
+    pool = ["--task.subset", "null"] if recipe["task"].get("subset") else []
+    return [*pool, "--model.name", model, "--task.n_train", str(n_train), "--grpo.use_vllm", "false",
             "--grpo.gradient_checkpointing", "false", "--model.dtype", "auto",
             "--grpo.use_cpu", "true", "--grpo.max_steps", "1", "--grpo.max_completion_length", "8",
             "--grpo.num_generations", str(min(groups, 4)), "--grpo.per_device_train_batch_size",

@@ -206,11 +206,13 @@ class Selection:
 
 
 def score_outputs(outputs: list[str], references: list[list[str]], metric: str = "bleu") -> list[float]:
-    """Score each base-model output against its references (BLEUBERI's rule: empty scores 0)."""
+    """Score each base-model output against its references as the released selection step does
+    (``create_training_data.py``): the whole stripped output, no ``<answer>`` extraction; an
+    empty output scores 0."""
     outputs, references = _check_texts("outputs", outputs), _check_texts("references", references)
     if len(outputs) != len(references):
         raise ValueError(f"{len(outputs)} outputs but {len(references)} reference lists; pass one per prompt")
-    return [text_reward(o, r, metric) for o, r in zip(outputs, references, strict=True)]
+    return [text_reward(o, r, metric, answer_only=False) for o, r in zip(outputs, references, strict=True)]
 
 
 def select_by_score(scores: list[float], k: int, mode: str = "hard", *, seed: int = 42,

@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from alignkit.data import read_instruction_rows
 from alignkit.rewards import (
+    answer_span,
     bleu,
     bleu_reward,
     bleu_rouge_f1,
@@ -162,12 +163,48 @@ def test_bleu_reward_plain_and_conversational_agree():
     assert a == pytest.approx([0.48892, 1.0], abs=1e-4)
 
 
-def test_answer_span_rule():
+def test_answer_span_is_scored_by_default_as_released():
+    # the example: whole text 0.166, the released reward scores the <answer> span: 1.0
+    assert make_text_reward("bleu")(["x <answer>the cat</answer>"], references=[["the cat"]]) == [1.0]
     comps = ["I think... <answer>a dog barks</answer> done", "<answer> a dog barks", "a dog barks"]
     refs = [["a dog barks"]] * 3
-    assert bleu_reward(comps, references=refs, answer_only=True) == pytest.approx([1.0, 1.0, 1.0])
-    assert bleu_reward(comps, references=refs)[0] < 1.0  # whole text scored without the option
-    assert bleu_reward(["<answer></answer>"], references=[["a"]], answer_only=True) == [0.0]
+    assert bleu_reward(comps, references=refs) == pytest.approx([1.0, 1.0, 1.0])
+    assert bleu_reward(comps, references=refs, answer_only=False)[0] < 1.0  # the opt-out scores it all
+    assert bleu_reward(["<answer></answer>", "<answer>   "], references=[["a"], ["a"]]) == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("text, span", [
+    ("a <answer> b </answer> c", "b"),
+    ("a <answer> b", "b"),  # only the opening tag: everything after it
+    ("a </answer> b", "a </answer> b"),  # only the closing tag: the whole text
+    ("  plain  ", "plain"),
+    ("<answer>x<answer>y</answer>", "x"),  # released split("<answer>")[1]: up to a second <answer>
+    ("<answer>x<answer>y", "x"),
+    ("</answer> a <answer> b", "b"),  # both tags, closing one first
+])
+def test_answer_span_follows_the_released_extract_answer(text, span):
+    assert answer_span(text) == span
+
+
+def test_text_rewards_by_their_released_names():
+    reward = make_text_reward("rouge")
+    assert reward.__name__ == "rouge_reward"
+    assert reward(["<answer>the cat sat</answer>"], references=[["the cat"]]) == pytest.approx([0.8])
+    f1 = make_text_reward("bleu_rouge_f1")(["so <answer>the cat</answer>"], references=[["the cat"]])
+    assert f1 == pytest.approx([1.0])
+    assert make_text_reward("bleu", answer_only=False).__name__ == "bleu_reward_full_text"
+
+
+def test_conversations_score_their_first_assistant_message():
+    chat = [{"role": "assistant", "content": "a dog barks"}, {"role": "assistant", "content": "zzz"}]
+    assert text_reward(chat, ["a dog barks"]) == pytest.approx(1.0)
+
+
+def test_reference_tokens_are_not_stripped_first():
+    # 13a joins "-\n" line breaks; stripping first would leave "word-" (one token, no match)
+    assert bleu("word", ["word-\n"]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no 13a tokens"):
+        bleu("word", ["<skipped>"])
 
 
 def test_empty_none_and_nan_completions_score_zero():
@@ -175,6 +212,7 @@ def test_empty_none_and_nan_completions_score_zero():
     assert text_reward("  ", ["a"]) == 0.0
     assert text_reward(None, ["a"]) == 0.0
     assert text_reward(float("nan"), ["a"]) == 0.0
+    assert text_reward(1.5, ["a"]) == 0.0  # any float, as the released isinstance(completion, float)
 
 
 def test_reward_factory_checks_columns_and_metric():

@@ -9,6 +9,7 @@ import pytest
 from alignkit.chapters.bleuberi.agreement import (
     agreement,
     agreement_table,
+    bleu_plus_rm,
     combine_zscores,
     metric_scores,
     verifier_pairs,
@@ -49,14 +50,26 @@ def test_arena_loader_errors_name_the_problem(monkeypatch):
 def test_agreement_counts_wins_losses_and_ties():
     a, b = [0.9, 0.1, 0.5, 0.2], [0.1, 0.9, 0.5, 0.8]
     wins = [True, True, False, False]
-    np.testing.assert_array_equal(agreement(a, b, wins), [1.0, 0.0, 0.5, 1.0])
+    # the released analysis: a tied metric's "tie" never equals a (tie-free) human winner
+    np.testing.assert_array_equal(agreement(a, b, wins), [1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(agreement(a, b, wins, tie_credit=0.5), [1.0, 0.0, 0.5, 1.0])
     with pytest.raises(ValueError, match="equal length"):
         agreement([1.0], [1.0, 2.0], [True])
+    with pytest.raises(ValueError, match="tie_credit"):
+        agreement(a, b, wins, tie_credit=2)
+
+
+def test_bleu_plus_rm_zscores_each_column_on_its_own():
+    # ddof 1 as pandas: z([1, 2, 3]) = [-1, 0, 1]; a constant metric contributes zeros
+    np.testing.assert_allclose(combine_zscores([1.0, 2.0, 3.0], [10.0, 10.0, 10.0]), [-0.5, 0.0, 0.5])
+    za, zb = bleu_plus_rm(([0.0, 1.0], [10.0, 20.0]), ([1.0, 1.0], [5.0, 3.0]))
+    np.testing.assert_allclose(za, [-0.5 ** 0.5 / 2, 0.5 ** 0.5 / 2])  # (z(bleu_a) + 0) / 2
+    np.testing.assert_allclose(zb, [0.0, 0.0], atol=1e-12)  # z(bleu_b) and z(rm_b) cancel
+    # pooled over both sides, side b's large BLEU would dominate: not what the paper computes
+    assert not np.allclose(za, combine_zscores([0.0, 1.0, 10.0, 20.0], [1.0, 1.0, 5.0, 3.0])[:2])
 
 
 def test_zscore_average_and_paired_bootstrap():
-    z = combine_zscores([1.0, 2.0, 3.0], [10.0, 10.0, 10.0])  # a constant metric contributes zeros
-    np.testing.assert_allclose(z, [-0.612372, 0.0, 0.612372], atol=1e-6)
     right = np.array([1.0] * 40 + [0.0] * 10)
     boot = paired_bootstrap({"good": right, "same": right.copy(), "bad": 1 - right}, n_boot=500, seed=0)
     assert boot["good"][0] == pytest.approx(0.8) and boot["good"][1] < 0.8 < boot["good"][2]
@@ -88,6 +101,8 @@ def test_verifier_pairs_label_by_constraints_and_bleu_agrees():
     by_name = {r["metric"]: r for r in table}
     assert by_name["BLEU 2 ref"]["agreement"] > by_name["Longer wins"]["agreement"]
     assert all(r["lo"] <= r["agreement"] <= r["hi"] for r in table)
+    # a tie counts 0 (released rule); the coin-flip reading adds half of the tied share
+    assert all(r["agreement_ties_half"] == pytest.approx(r["agreement"] + r["ties"] / 2) for r in table)
     assert "BLEU+RM - RM" in diffs
 
 

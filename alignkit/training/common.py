@@ -57,10 +57,18 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
 def checked_reward(fn: Callable) -> Callable:
     """Wrap a TRL reward function so that a NaN, inf or wrong-length result raises a clear error.
 
-    TRL would otherwise average a NaN into the advantages and train on garbage silently.
+    TRL would otherwise average a NaN into the advantages and train on garbage silently. Once the
+    trainer has set the wrapper's ``stop_token_ids`` (``FastGRPOTrainer`` does: its EOS ids and
+    the pad id), each call also passes ``is_truncated``: per completion, whether it ended without
+    one of them, i.e. hit ``max_completion_length`` (TRL's own test for ``clipped_ratio``).
+    LIMR's reward scores those -1, as the paper does; reward functions take ``**kwargs`` in TRL,
+    so the others ignore it.
     """
 
     def wrapper(prompts=None, completions=None, **kwargs):
+        ids = kwargs.get("completion_ids")
+        if wrapper.stop_token_ids is not None and ids is not None and "is_truncated" not in kwargs:
+            kwargs["is_truncated"] = [len(seq) > 0 and seq[-1] not in wrapper.stop_token_ids for seq in ids]
         values = fn(prompts=prompts, completions=completions, **kwargs)
         values = list(values)
         if completions is not None and len(values) != len(completions):
@@ -75,6 +83,7 @@ def checked_reward(fn: Callable) -> Callable:
     name = getattr(fn, "__name__", type(fn).__name__)
     wrapper.__name__ = name  # TRL logs each reward under its function's name
     wrapper.__doc__ = fn.__doc__
+    wrapper.stop_token_ids = None
     return wrapper
 
 

@@ -153,6 +153,7 @@ class FastGRPOTrainer(GRPOTrainer):
     float32 master weights for LoRA; autocast does the bf16/fp16 compute). TRL casts a 4-bit
     model's adapter to bfloat16 (even on a CPU with ``bf16=False``), and peft loads it back in
     float32 on resume, so a resumed QLoRA run would change precision mid-run; both are undone.
+    Reward functions wrapped by ``checked_reward`` also receive ``is_truncated`` (see there).
     """
 
     def __init__(self, model, *args, **kwargs):
@@ -163,6 +164,12 @@ class FastGRPOTrainer(GRPOTrainer):
         self._restore_trainable_dtypes()
         self.inference_copy: InferenceCopy | None = None
         self._copy_step = -1  # the global step the copy's weights are from
+        # what ends a completion, as TRL counts it: any EOS id of the model, or the pad id
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        stops = {*self.eos_token_ids, tokenizer.pad_token_id}
+        for reward in self.reward_funcs:  # checked_reward wrappers then pass is_truncated
+            if hasattr(reward, "stop_token_ids"):
+                reward.stop_token_ids = stops
 
     def _restore_trainable_dtypes(self) -> None:
         for name, param in self.accelerator.unwrap_model(self.model).named_parameters():

@@ -18,12 +18,15 @@ from alignkit.stats import bootstrap_diff, paired_bootstrap
 from alignkit.verifier import verifier_score
 
 
-def agreement(score_a, score_b, a_wins) -> np.ndarray:
-    """Per pair: 1 when the metric prefers the labelled winner, 0 when it prefers the loser,
-    0.5 when it scores both the same (a coin flip would be right half the time).
+def agreement(score_a, score_b, a_wins, *, tie_credit: float = 0.0) -> np.ndarray:
+    """Per pair: 1 when the metric prefers the labelled winner, 0 when it prefers the loser, and
+    ``tie_credit`` when it scores both the same.
 
     ``score_a``/``score_b`` are the metric's scores of the two responses, ``a_wins`` the label
-    (True when response a is the preferred one). The paper drops human ties before this step.
+    (True when response a is the preferred one). The released analysis (lilakk/BLEUBERI
+    arena_analysis/) calls a tied metric's winner "tie", which never equals a human winner once
+    human ties are dropped: a tie counts as a disagreement, ``tie_credit=0`` (the default).
+    ``tie_credit=0.5`` scores it as a coin flip, right half the time.
     """
     a, b, w = (np.asarray(x, dtype=float) for x in (score_a, score_b, a_wins))
     if not a.shape == b.shape == w.shape or a.ndim != 1:
@@ -31,25 +34,34 @@ def agreement(score_a, score_b, a_wins) -> np.ndarray:
                          f"{w.shape}")
     if not np.isin(w, (0.0, 1.0)).all():
         raise ValueError("a_wins must hold booleans (True when response a is preferred)")
+    if isinstance(tie_credit, bool) or not isinstance(tie_credit, (int, float)) or not 0 <= tie_credit <= 1:
+        raise ValueError(f"tie_credit must be a number in [0, 1] (0: the released rule, 0.5: a coin flip), "
+                         f"got {tie_credit!r}")
     sign = np.sign(a - b) * np.where(w == 1.0, 1.0, -1.0)
-    return (sign + 1) / 2
-
+    return np.where(sign == 0, float(tie_credit), (sign + 1) / 2)
 
 
 def zscore(values) -> np.ndarray:
-    """``(x - mean) / std`` over the data set (all zeros when the values are constant)."""
+    """``(x - mean) / std`` with the sample standard deviation (ddof 1, pandas' ``std``), as the
+    released ``compute_bleu_plus_rm.py``; all zeros when the values are constant."""
     x = np.asarray(values, dtype=float)
-    sd = x.std()
+    sd = x.std(ddof=1) if x.size > 1 else 0.0
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
-
 def combine_zscores(*score_lists) -> np.ndarray:
-    """BLEU+RM as in the paper's agreement script: z-score each metric over the data set, average."""
+    """The average of the z-scores (:func:`zscore`) of each list of scores of the same responses."""
     if not score_lists:
         raise ValueError("combine_zscores needs at least one list of scores")
     return np.mean([zscore(s) for s in score_lists], axis=0)
 
+
+def bleu_plus_rm(bleu_scores: tuple, rm_scores: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """BLEU+RM of both sides, as the released ``compute_bleu_plus_rm.py``: each of the four
+    columns (BLEU of a, BLEU of b, RM of a, RM of b) z-scored on its own, then per side the
+    average of its BLEU and RM z-scores."""
+    (bleu_a, bleu_b), (rm_a, rm_b) = bleu_scores, rm_scores
+    return combine_zscores(bleu_a, rm_a), combine_zscores(bleu_b, rm_b)
 
 
 def verifier_pairs(rows: Sequence[dict], completions: Sequence[Sequence[str]], *,
@@ -86,8 +98,8 @@ def metric_scores(pairs: Sequence[dict], max_refs: int = 4, rm_scorer: Callable 
     Metrics (the paper's table, offline): ``BLEU k ref`` for k = 1..max_refs (the first k
     references, cumulative as in the paper), ``ROUGE-L`` and ``BLEU-ROUGE-L`` with one reference
     (the paper's non-BLEU metrics use one), ``Longer wins`` (word count), and with ``rm_scorer``
-    (``f(prompts, responses) -> scores``) ``RM`` and ``BLEU+RM`` (z-scored average of the RM and
-    BLEU with all references).
+    (``f(prompts, responses) -> scores``) ``RM`` and ``BLEU+RM`` (:func:`bleu_plus_rm` of the RM
+    and BLEU with all references).
     """
     if not pairs:
         raise ValueError("pairs is empty; nothing to score")
@@ -105,25 +117,29 @@ def metric_scores(pairs: Sequence[dict], max_refs: int = 4, rm_scorer: Callable 
         ra = np.asarray(rm_scorer(prompts, [p["response_a"] for p in pairs]), dtype=float)
         rb = np.asarray(rm_scorer(prompts, [p["response_b"] for p in pairs]), dtype=float)
         out["RM"] = (ra, rb)
-        bleu_all = out[f"BLEU {max_refs} ref"]
-        # z-score over the whole data set (both sides together), then average with BLEU's z-scores
-        n = len(pairs)
-        z = combine_zscores(np.concatenate(bleu_all), np.concatenate([ra, rb]))
-        out["BLEU+RM"] = (z[:n], z[n:])
+        out["BLEU+RM"] = bleu_plus_rm(out[f"BLEU {max_refs} ref"], (ra, rb))
     return out
 
 
 
-def agreement_table(pairs: Sequence[dict], scores: dict, *, n_boot: int = 2000,
-                    seed: int = 0) -> tuple[list[dict], dict[str, list[float]]]:
+def agreement_table(pairs: Sequence[dict], scores: dict, *, n_boot: int = 2000, seed: int = 0,
+                    tie_credit: float = 0.0) -> tuple[list[dict], dict[str, list[float]]]:
     """One row per metric: agreement with the verifier label in %, and its 95% cluster-bootstrap
     interval (pairs resampled by prompt), sorted like the paper's table (best first); and the paired
-    differences (points, with intervals) between the metrics the claims compare."""
+    differences (points, with intervals) between the metrics the claims compare.
+
+    A tied metric counts as a disagreement, as in the released analysis (``tie_credit=0``); each
+    row also gives ``ties`` (the share of pairs the metric tied, in %) and ``agreement_ties_half``
+    (the agreement when a tie counts one half, a coin flip), so both readings are shown.
+    """
     label = np.array([p["a_wins"] for p in pairs])
-    correct = {name: agreement(a, b, label) for name, (a, b) in scores.items()}
+    correct = {name: agreement(a, b, label, tie_credit=tie_credit) for name, (a, b) in scores.items()}
+    ties = {name: float(np.mean(np.asarray(a, float) == np.asarray(b, float))) for name, (a, b) in scores.items()}
+    half = {name: float(agreement(a, b, label, tie_credit=0.5).mean()) for name, (a, b) in scores.items()}
     boot = paired_bootstrap(correct, n_boot=n_boot, seed=seed, clusters=[p["prompt_index"] for p in pairs])
     rows = [{"metric": name, "agreement": 100 * boot[name][0], "lo": 100 * boot[name][1],
-             "hi": 100 * boot[name][2], "n_pairs": len(pairs)} for name in correct]
+             "hi": 100 * boot[name][2], "ties": 100 * ties[name], "agreement_ties_half": 100 * half[name],
+             "n_pairs": len(pairs)} for name in correct]
     rows.sort(key=lambda r: -r["agreement"])
     diffs = {}
     for a, b in (("BLEU 4 ref", "BLEU 1 ref"), ("BLEU 1 ref", "Longer wins"), ("BLEU+RM", "RM"),
