@@ -187,7 +187,9 @@ def test_environment_report_offline(monkeypatch, capsys):
     assert report["dtype"] == str(runtime.pick_dtype()).removeprefix("torch.")
     assert report["device"].startswith(runtime.pick_device().type)
     out = capsys.readouterr().out
-    assert len(out.splitlines()) == len(report)  # one line per entry
+    # one line per entry, "warnings" as one line per version drift (none here)
+    assert report["warnings"] == []
+    assert len(out.splitlines()) == len(report) - 1
     assert all(line.split()[0] in " ".join(report) for line in out.splitlines())
     assert runtime.hub_reachable() is False  # never probes in offline mode
     assert runtime.environment_report(show=False) == report and capsys.readouterr().out == ""

@@ -129,6 +129,7 @@ TABLE: list[Row] = [
               completions=NOT_LIST, target_words=real(1)),
     *rows_for(rewards.last_boxed, {"text": r"\boxed{1}"}, text=NOT_TEXT),
     *rows_for(rewards.limr_format_error, {"text": r"\boxed{1}"}, text=NOT_TEXT),
+    *rows_for(rewards.limr_response, {"text": r"\boxed{1}"}, text=NOT_TEXT),
     *rows_for(rewards.answers_match, {"gold": "1", "pred": "1"}, gold=NOT_TEXT, pred=NOT_TEXT),
     *rows_for(rewards.limr_math_reward, {"completion": r"\boxed{1}", "answer": "1"},
               completion=one_of(None, 1, NAN, [], {}, [{"content": None}], b"x"),
