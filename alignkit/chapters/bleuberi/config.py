@@ -85,7 +85,7 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
     # the powered design (see the notebook's "Design" section): all 150 held-out prompts, paired across
     # methods and seeds; 24 hard prompts (the lowest-BLEU 24 of 64), so every run takes 24 steps of
     # 1 prompt x 8 completions (4 prompts a step, the paper's, costs 4x a step on 2 cores); 2 seeds
-    # (the pilot: a third seed narrows the intervals by under 0.005, the prompts dominate)
+    # (the pilot: a third seed narrows the intervals by 0.002-0.007, the prompts dominate)
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=24, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
                             n_eval=150, lr=5e-4, seeds=(0, 1)),
