@@ -308,10 +308,13 @@ def test_two_process_fsdp_step_of_the_cluster_recipe_on_cpu(tmp_path):
     overrides = rc.cpu_substitutes(rc.load_recipe(name))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(rc.RECIPES_DIR / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--cpu",
+           # no --cpu: with it accelerate falls back to its one-process launcher; without a GPU the
+           # FSDP launcher starts 2 CPU processes on gloo (the recipe's --grpo.use_cpu true)
+           str(rc.RECIPES_DIR / "accelerate" / "fsdp.yaml"), "--num_processes", "2",
            "-m", "alignkit", "train", name, "--output-dir", str(tmp_path), *overrides]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.glob("rank*-end.json")) == ["rank0-end.json", "rank1-end.json"]
     ends = [json.loads((tmp_path / f"rank{r}-end.json").read_text()) for r in (0, 1)]
     assert [e["world_size"] for e in ends] == [2, 2]
     assert all(e["global_step"] == 1 and e["changed"] for e in ends)
