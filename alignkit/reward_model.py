@@ -87,7 +87,7 @@ def train_bt_head(chosen: torch.Tensor, rejected: torch.Tensor, *, steps: int = 
     weights, so that separable data still gives finite rewards. Deterministic for a given seed,
     but the fixed number of Adam steps stops short of the optimum, so the answer moves with the
     seed and with small changes of the features: :func:`fit_bt_head` solves the same problem to
-    convergence. Chapter 1's committed experiment used this one.
+    convergence (chapters 1 and 5 now use that one).
     """
     if chosen.shape != rejected.shape or chosen.ndim != 2 or chosen.shape[0] == 0:
         raise ValueError(f"chosen and rejected must be equal, non-empty 2-D, got {tuple(chosen.shape)}, "

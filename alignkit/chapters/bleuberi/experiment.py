@@ -1,6 +1,6 @@
 """Chapter 1's experiment: the agreement study and GRPO-BLEU vs GRPO-RM vs SFT, end to end.
 
-    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 44 min on 2 quiet cores
+    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 108 min on a busy 2-core machine (2 seeds x 24 steps, 150 prompts)
     python -m alignkit.chapters.bleuberi.experiment --scale smoke    # ~1-2 min, every code path
 
 Stages, each saved atomically under ``runs/01_bleuberi/<scale>/`` so that an interrupted run
