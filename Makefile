@@ -52,7 +52,7 @@ workbook: venv
 	done
 
 lint: venv
-	$(VENV)/bin/ruff check alignkit tests benchmarks tools
+	$(VENV)/bin/ruff check alignkit tests benchmarks tools notebooks
 
 benchmark: venv
 	$(PY) benchmarks/model_load_and_generate.py

@@ -238,6 +238,17 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def progress_bars() -> bool:
+    """False when ``TQDM_DISABLE`` is set (``make workbook`` and ``make test`` set it), else True.
+
+    A tqdm bar in a notebook executed by nbconvert is stored as a widget that no static viewer
+    renders (GitHub, the book show "0%| | 0/272" frozen), so executed notebooks run without bars;
+    a reader running the notebook in Jupyter sees them. tqdm itself reads the same variable;
+    trainers follow it through their ``disable_tqdm`` field. Introduced in chapter 0.
+    """
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in {"1", "true", "yes"}
+
+
 def in_colab() -> bool:
     """True inside Google Colab (the setup cells install the package there)."""
     return "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG") is not None

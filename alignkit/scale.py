@@ -43,6 +43,9 @@ class Scale:
         seeds: seeds for repeated runs; results report a mean and interval over them.
         toy_steps: optimiser steps of the exact toy experiments (numpy / tiny torch models).
         toy_samples: Monte Carlo samples for checks against exact computations.
+        report_to: where trainers send their logs: ``"none"`` at smoke (CI keeps nothing),
+            ``"tensorboard"`` elsewhere (event files under ``<output_dir>/runs/``; open them with
+            ``tensorboard --logdir <output_dir>/runs``). Works offline.
         description: one line for tables and the environment report.
     """
 
@@ -59,6 +62,7 @@ class Scale:
     toy_steps: int
     toy_samples: int
     description: str
+    report_to: str = "tensorboard"
 
     def replace(self, **changes) -> Scale:
         """A copy with some fields changed, e.g. ``scale.replace(max_steps=10)``.
@@ -87,6 +91,7 @@ SCALES: dict[str, Scale] = {
         toy_steps=60,
         toy_samples=2_000,
         description="CI on 2 CPU cores: every code path runs, numbers mean little",
+        report_to="none",
     ),
     "cpu": Scale(
         name="cpu",

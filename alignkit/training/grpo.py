@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from alignkit.models import load_policy, load_tokenizer
-from alignkit.runtime import vllm_dtype
+from alignkit.runtime import progress_bars, vllm_dtype
 from alignkit.scale import Scale
 from alignkit.training.common import checked_reward, make_config
 from alignkit.training.rollout import InferenceCopy, completion_logps, supports_inference_copy
@@ -45,7 +46,8 @@ GRPO_DEFAULTS: dict = dict(
     warmup_steps=0,
 )
 # bookkeeping every run shares (not paper-critical)
-_BOOKKEEPING: dict = dict(logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
+# (``report_to`` follows the scale: TensorBoard at cpu/gpu/cluster, nothing at smoke)
+_BOOKKEEPING: dict = dict(logging_steps=1, save_strategy="no", report_to="none",
                           remove_unused_columns=False, gradient_checkpointing=True)
 
 
@@ -55,14 +57,15 @@ def scale_fields(scale: Scale) -> dict:
     return dict(num_generations=scale.num_generations,  # G completions per prompt
                 per_device_train_batch_size=scale.num_generations,  # one prompt per device step
                 gradient_accumulation_steps=1, max_completion_length=scale.max_completion_length,
-                max_steps=scale.max_steps, learning_rate=1e-4 if scale.lora else 1e-6)
+                max_steps=scale.max_steps, learning_rate=1e-4 if scale.lora else 1e-6,
+                report_to=scale.report_to)  # where the logs go (TensorBoard except at smoke)
 
 
 def grpo_settings(*, scale: Scale | None = None, paper: Mapping | None = None, **fields) -> dict:
     """The merged GRPO fields, lowest layer first: bookkeeping, :data:`GRPO_DEFAULTS`, ``paper``,
     the ``scale``'s sizes, then ``fields`` (what this run sets itself). Precision is not here:
     :func:`grpo_config` adds it from the policy."""
-    return {**_BOOKKEEPING, **GRPO_DEFAULTS, **dict(paper or {}),
+    return {**_BOOKKEEPING, "disable_tqdm": not progress_bars(), **GRPO_DEFAULTS, **dict(paper or {}),
             **(scale_fields(scale) if scale is not None else {}), **fields}
 
 
@@ -286,6 +289,8 @@ def build_grpo_trainer(model, reward_funcs: Callable | Sequence[Callable], train
     trainer = FastGRPOTrainer(model=model, reward_funcs=[checked_reward(f) for f in funcs], args=args,
                               train_dataset=train_dataset, processing_class=tokenizer,
                               callbacks=list(callbacks or []))
+    if args.disable_tqdm:  # no bar: no per-step dicts printed instead (the logs stay in log_history)
+        trainer.remove_callback(PrinterCallback)
     if name is not None:  # what alignkit.training.train saves as the run's configuration
         trainer.alignkit_run = {"model_name": name}
     return trainer

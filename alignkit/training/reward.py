@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from trl import RewardConfig, RewardTrainer
 
+from alignkit.runtime import progress_bars
 from alignkit.training.common import make_config
 
 
@@ -30,7 +31,7 @@ def reward_config(output_dir: str, *, max_steps: int, learning_rate: float = 1e-
                     weight_decay=0.0, seed=seed, gradient_checkpointing=False, max_length=256,
                     center_rewards_coefficient=None, disable_dropout=True,
                     logging_steps=max(1, max_steps // 5), save_strategy="no", report_to="none",
-                    disable_tqdm=False)
+                    disable_tqdm=not progress_bars())
     return make_config(RewardConfig, {**settings, **fields}, compute=compute)
 
 
