@@ -2,6 +2,7 @@
 #   make test      set up .venv if needed, then run the whole test suite offline at smoke scale
 #   make workbook  set up .venv if needed, then execute every notebook at cpu scale
 #   make wheel-check  build the wheel, install it in a fresh venv, run chapters 0-1 at smoke outside
+#   make book      the rendered book (Sphinx + MyST-NB) from the committed, executed notebooks
 # Both bootstrap on a fresh machine with only Python 3.11+ and pip.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,8 +19,11 @@ TEST_ENV := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# executed notebooks store a tqdm bar as a widget no static viewer renders (a frozen "0%|"):
+# notebooks executed here run without bars; trainers follow it too (alignkit.runtime.progress_bars)
+export TQDM_DISABLE := 1
 
-.PHONY: venv test wheel-check workbook lint benchmark clean
+.PHONY: venv test wheel-check workbook book lint benchmark clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +54,12 @@ workbook: venv
 		$(PY) tools/clean_notebook.py "$$nb" || exit 1; \
 		echo "   $$(( $$(date +%s) - start )) s"; \
 	done
+
+# the book renders what is committed (no execution); warnings fail it. Open build/book/index.html
+book: venv
+	$(PY) tools/build_book.py
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html book build/book
+	@echo "book: build/book/index.html"
 
 lint: venv
 	$(VENV)/bin/ruff check alignkit tests benchmarks tools notebooks
