@@ -17,6 +17,7 @@ import yaml
 from alignkit import recipe as rc
 from alignkit import tasks
 from alignkit.chapters.index import paper_grpo
+from alignkit.runtime import progress_bars
 from alignkit.tasks import build_task
 from alignkit.training import GRPO_DEFAULTS
 from alignkit.training.grpo import _BOOKKEEPING
@@ -61,7 +62,8 @@ def test_loaded_grpo_section_is_defaults_then_paper_then_yaml(name):
     text = raw(name)
     chapter = text["chapter"]
     recipe = rc.load_recipe(name)
-    assert recipe["grpo"] == {**_BOOKKEEPING, **GRPO_DEFAULTS, **paper_grpo(chapter), **text["grpo"]}
+    bars = {"disable_tqdm": not progress_bars()}  # follows TQDM_DISABLE (alignkit.runtime)
+    assert recipe["grpo"] == {**_BOOKKEEPING, **bars, **GRPO_DEFAULTS, **paper_grpo(chapter), **text["grpo"]}
     for key, value in PAPER_VALUES[chapter].items():
         assert recipe["grpo"][key] == value, f"{name}: grpo.{key}"
     # nothing that decides the algorithm is left to TRL's (release-dependent) defaults
@@ -198,11 +200,12 @@ def test_recipe_builds_its_trainer_with_the_bundled_model(name, tmp_path):
     recipe = rc.load_recipe(name, rc.cpu_substitutes(rc.load_recipe(name)))
     trainer = rc.build_trainer(recipe, output_dir=tmp_path)
     assert isinstance(trainer, FastGRPOTrainer) and trainer.args.output_dir == str(tmp_path)
-    # every merged field reaches trainer.args (report_to "none" becomes TRL's empty list)
+    # every merged field reaches trainer.args (report_to becomes a list)
     wrong = {k: (v, plain(getattr(trainer.args, k))) for k, v in recipe["grpo"].items()
              if k not in ("output_dir", "report_to") and plain(getattr(trainer.args, k)) != v}
     assert not wrong, f"{name}: recipe value vs trainer.args: {wrong}"
-    assert trainer.args.report_to == []
+    # offline tracking at gpu/cluster scale: TensorBoard events and TRL's per-completion parquet
+    assert trainer.args.report_to == ["tensorboard"] and trainer.args.log_completions
     # the paper's values, typed independently, are what trains
     for key, value in PAPER_VALUES[text["chapter"]].items():
         if key not in ("num_generations",):  # the CPU substitute shrinks the group

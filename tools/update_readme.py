@@ -61,7 +61,8 @@ VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)", "trl-lora": "pla
                  "trl-lora-fp32": "plain TRL defaults, LoRA, `bf16=False`", "trl-full": "plain TRL defaults, full FT"}
 
 
-BENCHMARK = "benchmarks/grpo_cpu.json"
+BENCHMARK = "benchmarks/grpo_cpu.json"  # one torch thread (OMP_NUM_THREADS=1)
+BENCHMARK_2T = "benchmarks/grpo_cpu_2threads.json"  # both cores; optional
 
 
 def benchmark_has_roofline(path: str = BENCHMARK) -> bool:
@@ -111,7 +112,10 @@ def main() -> None:
     text = replace_block(readme.read_text(), "ledger", ledger_markdown())
     text = replace_block(text, "recipes", recipes_markdown())
     if benchmark_has_roofline():
-        text = replace_block(text, "performance", performance_markdown())
+        body = performance_markdown()
+        if (ROOT / BENCHMARK_2T).exists():
+            body += "\nThe same benchmark on both cores (2 torch threads):\n\n" + performance_markdown(BENCHMARK_2T)
+        text = replace_block(text, "performance", body)
     else:
         print(f"{BENCHMARK} predates the roofline benchmark: the performance table is left as it is; "
               f"run python {BENCHMARK.replace('.json', '.py')} --steps 2 --json {BENCHMARK} first")
