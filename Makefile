@@ -22,6 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # executed notebooks store a tqdm bar as a widget no static viewer renders (a frozen "0%|"):
 # notebooks executed here run without bars; trainers follow it too (alignkit.runtime.progress_bars)
 export TQDM_DISABLE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1  # transformers' and the hub's own bars ("Loading weights")
 
 .PHONY: venv test wheel-check workbook book lint benchmark clean
 

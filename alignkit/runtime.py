@@ -244,7 +244,9 @@ def progress_bars() -> bool:
     A tqdm bar in a notebook executed by nbconvert is stored as a widget that no static viewer
     renders (GitHub, the book show "0%| | 0/272" frozen), so executed notebooks run without bars;
     a reader running the notebook in Jupyter sees them. tqdm itself reads the same variable;
-    trainers follow it through their ``disable_tqdm`` field. Introduced in chapter 0.
+    trainers follow it through their ``disable_tqdm`` field; transformers' own bars (loading
+    weights) follow ``HF_HUB_DISABLE_PROGRESS_BARS``, which the Makefile sets beside it.
+    Introduced in chapter 0.
     """
     return os.environ.get("TQDM_DISABLE", "").strip().lower() not in {"1", "true", "yes"}
 

@@ -20,6 +20,13 @@ from alignkit.runtime import pick_device, trainer_precision
 
 PRECISION_FIELDS = ("bf16", "fp16")
 
+# transformers 5 renamed gradient checkpointing to "activation checkpointing" and warns at every
+# use of the old names. alignkit keeps the old config field (transformers 4.56+, which the
+# requirements allow, has no new one) and TRL 1.16 / peft still call the old model methods, so the
+# warning names nothing a reader can change: this one message alone is silenced.
+warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated",
+                        category=FutureWarning)
+
 
 def config_fields(config_cls) -> set[str]:
     """The field names of a transformers / TRL config dataclass (``GRPOConfig``, ``SFTConfig``...)."""
