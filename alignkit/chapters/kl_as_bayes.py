@@ -161,3 +161,71 @@ CLAIMS: tuple[Claim, ...] = (
           statistic=_EQUAL_REWARD.format(b=0.2, what="KL(pi || pi_ref)"), hypothesis="greater", margin=0.0,
           margin_reason=_NO_DIFF),
 )
+
+
+def posterior_bars(space, pi0, r, beta: float, top: int = 20):
+    """Bar chart of the ``top`` likeliest sequences under ``pi*_beta`` next to ``pi0``; returns the figure.
+
+    The title carries the exact E[r], KL(pi* || pi0), entropy and beta log Z of that posterior.
+    Chapter 3's explorer (section 7) draws it for the beta a reader picks with a slider.
+    """
+    import numpy as np
+
+    from alignkit.theory.bayes import log_partition, posterior
+    from alignkit.theory.divergence import kl
+    from alignkit.toy import entropy
+    from alignkit.viz import subplots
+
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0 (the posterior pi0 exp(r/beta) needs it), got {beta!r}")
+    if not 1 <= top <= space.n:
+        raise ValueError(f"top must be in [1, {space.n}] for {space!r}, got {top!r}")
+    post = posterior(pi0, r, beta)
+    order = np.argsort(-post)[:top]
+    fig, ax = subplots(width=9, height=3.4)
+    ax.bar(np.arange(top) - 0.2, pi0[order], 0.4, label="prior π0", color="grey")
+    ax.bar(np.arange(top) + 0.2, post[order], 0.4, label=f"posterior π*, β = {beta:.2g}")
+    names = ["".join("PABCDEFGH"[t] for t in space.sequences[i]) for i in order]
+    ax.set_xticks(np.arange(top), names, rotation=60)
+    ax.set(xlabel="sequence (P = token 0, 'Paris')", ylabel="probability",
+           title=f"E[r] = {post @ r:.2f}, KL(π*‖π0) = {kl(post, pi0):.2f} nats, "
+                 f"H = {entropy(post):.2f} nats, β log Z = {beta * log_partition(pi0, r, beta):.2f}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def at_equal_reward(frame_a, frame_b, col: str, n_boot: int = 2000, seed: int = 0):
+    """Run a minus run b in ``col`` at equal reward, with a percentile-bootstrap interval.
+
+    Per run, a least-squares line of ``col`` on ``reward`` over its logged GRPO steps (the rows of
+    a :func:`alignkit.training.log_frame`), read at the middle of the reward range both runs cover;
+    the interval resamples each run's steps and refits. ``distinct_2`` is clipped to [0, 1], other
+    columns to [0, inf). Comparing at equal reward keeps "less diverse" apart from "further along".
+    Chapter 3's ledger uses it for beta = 0 against beta > 0. Returns ``(estimate, (lo, hi),
+    reward)``, or ``None`` when the runs share no reward range or a run's reward never varies.
+    """
+    import numpy as np
+
+    for name, frame in (("frame_a", frame_a), ("frame_b", frame_b)):
+        missing = {"reward", col} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{name} lacks column(s) {sorted(missing)}; has {list(frame.columns)}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot!r}")
+    low = max(frame_a["reward"].min(), frame_b["reward"].min())
+    high = min(frame_a["reward"].max(), frame_b["reward"].max())
+    mid, top = (low + high) / 2, 1.0 if col == "distinct_2" else np.inf
+
+    def fit(frame):
+        if frame["reward"].nunique() < 2:
+            return np.nan
+        return np.clip(np.polyval(np.polyfit(frame["reward"], frame[col], 1), mid), 0, top)
+
+    est = fit(frame_a) - fit(frame_b)
+    if low > high or not np.isfinite(est):
+        return None
+    rng = np.random.default_rng(seed)
+    boots = [fit(frame_a.sample(frac=1, replace=True, random_state=rng))
+             - fit(frame_b.sample(frac=1, replace=True, random_state=rng)) for _ in range(n_boot)]
+    lo, hi = np.nanquantile(boots, [0.025, 0.975])
+    return float(est), (float(min(lo, est)), float(max(hi, est))), float(mid)
