@@ -3,6 +3,8 @@
 * :data:`PAPER_GRPO`: LIMR's released training settings (OpenRLHF PPO, ``scripts/train.sh`` in
   GAIR-NLP/LIMR) mapped onto TRL's GRPO, each with the paper's value; the recipes
   ``02_limr/{gpu,cluster}.yaml`` take them from here.
+* :data:`PAPER_RUN`: the paper's learning rate, generation length and batch, for the notebook's
+  side-by-side table of the real-LM track's ``GRPOConfig`` (:func:`~alignkit.chapters.limr.lm.paper_vs_ours`);
 * :data:`TOY_SIZES` (the toy arithmetic pipeline, :mod:`~alignkit.chapters.limr.toy`) and
   :data:`LM_SIZES` (the real-LM track, :mod:`~alignkit.chapters.limr.lm`), read with
   :func:`toy_sizes` / :func:`lm_sizes`. At gpu and cluster scale the chapter trains with the recipes.
@@ -25,6 +27,14 @@ PAPER_GRPO: dict = dict(
     adam_beta2=0.95,  # paper: Adam (0.9, 0.95)
     weight_decay=0.0,  # paper: 0
     max_grad_norm=1.0,  # paper: 1.0
+)
+
+# the paper's values of the sizes every run sets itself (scripts/train.sh of GAIR-NLP/LIMR; the
+# cluster recipe uses them), shown beside the real-LM track's own in the notebook
+PAPER_RUN: dict = dict(
+    learning_rate=5e-7,  # paper: actor 5e-7, full fine-tuning (no LoRA)
+    max_completion_length=3072,  # paper: generation <= 3,072 tokens (prompt <= 1,024)
+    per_device_train_batch_size=4,  # paper: micro batch 4 per GPU, 256 per optimiser step
 )
 
 # the toy pipeline: pretraining mix and pool sizes, epochs of the scoring run, retraining steps, seeds

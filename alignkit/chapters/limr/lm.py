@@ -17,6 +17,10 @@ nothing but the format (measured on the old word problems: accuracy 0.00 -> 0.00
 
     python -m alignkit.chapters.limr.lm --scale smoke|cpu [--out results/02_limr/lm_<scale>.json]
 
+At ``cpu`` scale the trainer reports to TensorBoard: event files in ``runs/02_limr/lm_cpu/runs/``
+(:func:`lm_output_dir`). :func:`lm_grpo_config` builds the run's ``trl.GRPOConfig`` without the
+model, and :func:`paper_vs_ours` sets its paper-critical fields beside the paper's values.
+
 Also defines the recipe tasks ``limr_arithmetic`` (these problems) and ``limr_hub`` (the
 released LIMR / MATH sets from the hub or a local JSON file in the same schema).
 """
@@ -24,6 +28,7 @@ released LIMR / MATH sets from the hub or a local JSON file in the same schema).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import tempfile
 import time
@@ -31,7 +36,7 @@ from functools import partial
 
 import numpy as np
 
-from alignkit.chapters.limr.config import LM_SIZES, lm_sizes
+from alignkit.chapters.limr.config import LM_SIZES, PAPER_GRPO, PAPER_RUN, lm_sizes
 
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # the paper's
 # the worked examples shown before the question (``shots``): each answer writes the sum straight into
@@ -148,6 +153,48 @@ def limr_hub_task(n_train: int | None = None, seed: int = 0, path: str = "GAIR/L
 # The experiment
 # ---------------------------------------------------------------------------------------------
 
+def trainer_fields(p: dict) -> dict:
+    """The GRPO fields the real-LM track sets itself from its sizes ``p`` (:func:`lm_sizes`), over
+    ``GRPO_DEFAULTS`` and the scale's: the group, ``prompts_per_step`` groups per optimiser step,
+    the length, the steps (``epochs`` passes over the pool), the learning rate and temperature.
+
+    Not the paper's ``PAPER_GRPO``: its temperature 1.2 and KL suit a 7B math model (see
+    ``config.LM_SIZES``). One place, read by :func:`run` and :func:`lm_grpo_config`.
+    """
+    g, k = p["num_generations"], p["prompts_per_step"]
+    return dict(num_generations=g, per_device_train_batch_size=g * k,
+                max_completion_length=p["max_completion_length"], max_steps=p["epochs"] * (p["n_pool"] // k),
+                learning_rate=p["learning_rate"], temperature=p["temperature"])
+
+
+def lm_output_dir(scale_name: str) -> str:
+    """Where the real-LM track's trainer writes at a scale that keeps logs (TensorBoard event
+    files in ``<this>/runs/``): ``runs/02_limr/lm_<scale>``, relative to the working directory.
+    At a scale with ``report_to="none"`` (smoke) :func:`run` uses a temporary directory instead."""
+    return f"runs/02_limr/lm_{scale_name}"
+
+
+def lm_grpo_config(scale_name: str, output_dir: str | None = None, seed: int = 0):
+    """The ``trl.GRPOConfig`` that :func:`run` trains with at ``scale_name`` (output in
+    :func:`lm_output_dir` unless given), built the same way (``alignkit.training.grpo_config``)
+    but without loading the model: chapter 2 prints it beside the paper's values."""
+    from alignkit.scale import get_scale
+    from alignkit.training import grpo_config
+
+    return grpo_config(output_dir or lm_output_dir(scale_name), scale=get_scale(scale_name), seed=seed,
+                       **trainer_fields(lm_sizes(scale_name)))
+
+
+def paper_vs_ours(args) -> list[tuple[str, object, object]]:
+    """``(field, the paper's value, ours)`` for every paper-critical field (``PAPER_GRPO`` and
+    ``PAPER_RUN``) of a ``GRPOConfig`` ``args``, for chapter 2's side-by-side table."""
+    paper = {**PAPER_GRPO, **PAPER_RUN}
+    missing = [f for f in paper if not hasattr(args, f)]
+    if missing:
+        raise ValueError(f"args has no field(s) {missing}; pass a trl.GRPOConfig")
+    return [(field, value, getattr(args, field)) for field, value in paper.items()]
+
+
 EVAL_SEED = 10_000  # held-out problems come from another seed of the same generator
 
 
@@ -202,18 +249,17 @@ def run(scale_name: str = "smoke", seed: int = 0, out: str | None = None, thresh
     eval_rows = chat_rows([x["question"] for x in held], [x["answer"] for x in held], user_suffix=USER_SUFFIX,
                           shots=p["shots"])
     rec = TrajectoryRecorder()
-    g, k = p["num_generations"], p["prompts_per_step"]
-    steps = p["epochs"] * (p["n_pool"] // k)
-    with tempfile.TemporaryDirectory() as tmp:
-        # GRPO_DEFAULTS (the GRPO algorithm) with this track's sizes; not the paper's PAPER_GRPO (its
-        # temperature 1.2 and KL suit a 7B math model, see config.LM_SIZES)
+    fields = trainer_fields(p)
+    steps = fields["max_steps"]
+    # the trainer's directory: kept where the scale reports to TensorBoard, temporary otherwise
+    keep = scale.report_to != "none"
+    with contextlib.nullcontext(lm_output_dir(scale_name)) if keep else tempfile.TemporaryDirectory() as tmp:
+        # GRPO_DEFAULTS (the GRPO algorithm) with this track's sizes (trainer_fields)
         # limr_reward scores a rollout cut off at max_completion_length -1 (is_truncated, from TRL's
         # own test through checked_reward), as the released rule does
         trainer = build_grpo_trainer(scale.model, rec.wrap(_limr_reward_fn(True)), Dataset.from_list(rows),
                                      scale=scale, output_dir=tmp, seed=seed, callbacks=[rec.callback()],
-                                     num_generations=g, per_device_train_batch_size=g * k,
-                                     max_completion_length=p["max_completion_length"], max_steps=steps,
-                                     learning_rate=p["learning_rate"], temperature=p["temperature"])
+                                     **fields)
         tok = trainer.processing_class
         before = greedy_eval(trainer.model, tok, eval_rows, p["max_completion_length"])
         t1 = time.time()
