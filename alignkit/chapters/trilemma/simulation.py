@@ -164,14 +164,37 @@ def simulate_poisoning(alpha: float, **kwargs) -> dict[str, float]:
 
 
 def tradeoff_frontier(trims, *, alpha: float = 0.1, annotators: int = 200, **kwargs) -> dict[str, np.ndarray]:
-    """Representativeness error (clean) and error under attack for trimmed means over ``trims``.
+    """Error without attack (``clean``), under attack (``poisoned``) and ``damage`` of trimmed means.
 
-    ``trim = 0`` is the plain mean (most representative, least robust); trims near 0.5 approach
-    the median (robust, but it erases the minority). ``annotators`` is the sample budget: the
-    third corner of the trilemma. Other keyword arguments go to ``simulate_poisoning``.
+    One value per trimming fraction in ``trims``: ``trim = 0`` is the plain mean (most
+    representative), trims near 0.5 approach the median (barely moved by this adversary, but it
+    erases the minority). ``annotators`` is the sample budget: the third corner of the trilemma.
+    Other keyword arguments go to ``simulate_poisoning``. The path over ``trims`` need not be
+    monotone (annotator means sit on a lattice, the attack can cancel a bias): the trade-off
+    itself is :func:`pareto_front` of ``clean`` and ``damage``. Chapter 5's frontier figure.
     """
     rows = [simulate_poisoning(alpha, aggregator="trimmed", trim=float(t), annotators=annotators, **kwargs)
             for t in trims]
     return {"trim": np.asarray(trims, dtype=float),
             "clean": np.array([r["clean"] for r in rows]),
-            "poisoned": np.array([r["poisoned"] for r in rows])}
+            "poisoned": np.array([r["poisoned"] for r in rows]),
+            "damage": np.array([r["damage"] for r in rows])}
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Indices of the points no other point beats on both ``x`` and ``y`` (lower is better), by x.
+
+    The trade-off frontier of chapter 5: of all aggregators, keep those for which no other one
+    is both more representative (lower ``x``) and more robust (lower ``y``). Along the front
+    ``x`` increases and ``y`` decreases, so the front is monotone even when the path of the
+    aggregators over their parameter folds back. Ties keep the first point.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError(f"x and y must be non-empty 1-d arrays of one shape, got {x.shape} and {y.shape}")
+    front, best_y = [], np.inf
+    for i in np.lexsort((y, x)):  # by x, then y
+        if y[i] < best_y:
+            front.append(int(i))
+            best_y = y[i]
+    return np.array(front, dtype=int)

@@ -155,3 +155,22 @@ def held_out_p_casual(features: dict, train_topics: int, test_pairs: list[dict],
             with torch.no_grad():
                 out[i, j] = torch.sigmoid(head(casual) - head(formal)).squeeze(-1).numpy()
     return out
+
+
+def pair_scores(model, tokenizer, pairs: list[dict]) -> list[dict]:
+    """The reward model's scores of the formal and the casual answer of each pair in ``pairs``.
+
+    Returns one dict per pair: ``question`` (the prompt without "Question: "), ``formal`` and ``casual``
+    (the two rewards) and ``p_casual`` = sigmoid(r_casual - r_formal), the probability the
+    Bradley-Terry model gives the minority's answer. Chapter 5 prints a few before and after
+    training the reward model with TRL.
+    """
+    from alignkit.reward_model import score_texts
+
+    if not pairs:
+        raise ValueError("pairs is empty; give at least one dict with prompt/formal/casual")
+    formal = score_texts(model, tokenizer, [p["prompt"] + p["formal"] for p in pairs])
+    casual = score_texts(model, tokenizer, [p["prompt"] + p["casual"] for p in pairs])
+    return [{"question": p["prompt"].removeprefix("Question: ").strip(), "formal": float(f), "casual": float(c),
+             "p_casual": float(1 / (1 + np.exp(f - c)))}
+            for p, f, c in zip(pairs, formal, casual, strict=True)]
