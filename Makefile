@@ -23,6 +23,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # notebooks executed here run without bars; trainers follow it too (alignkit.runtime.progress_bars)
 export TQDM_DISABLE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1  # transformers' and the hub's own bars ("Loading weights")
+export HF_DATASETS_DISABLE_PROGRESS_BARS := 1  # datasets' map / filter bars (TRL tokenising)
 
 .PHONY: venv test wheel-check workbook book lint benchmark clean
 

@@ -61,6 +61,20 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
     return config
 
 
+def without_printed_logs(trainer):
+    """``trainer`` without transformers' ``PrinterCallback`` when its progress bar is off.
+
+    With ``disable_tqdm`` (executed notebooks run with ``TQDM_DISABLE=1``), a Trainer prints
+    every log as a dict instead of a bar: a wall of ``{'loss': ...}`` lines in a notebook. The logs
+    stay in ``trainer.state.log_history`` and go to ``report_to`` (TensorBoard) as before.
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    if trainer.args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def checked_reward(fn: Callable) -> Callable:
     """Wrap a TRL reward function so that a NaN, inf or wrong-length result raises a clear error.
 

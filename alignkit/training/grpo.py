@@ -22,13 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from alignkit.models import load_policy, load_tokenizer
 from alignkit.runtime import progress_bars, vllm_dtype
 from alignkit.scale import Scale
-from alignkit.training.common import checked_reward, make_config
+from alignkit.training.common import checked_reward, make_config, without_printed_logs
 from alignkit.training.rollout import InferenceCopy, completion_logps, supports_inference_copy
 
 # The GRPO algorithm's own settings (Shao et al. 2024, DeepSeekMath, section 4.1), written out
@@ -289,8 +288,7 @@ def build_grpo_trainer(model, reward_funcs: Callable | Sequence[Callable], train
     trainer = FastGRPOTrainer(model=model, reward_funcs=[checked_reward(f) for f in funcs], args=args,
                               train_dataset=train_dataset, processing_class=tokenizer,
                               callbacks=list(callbacks or []))
-    if args.disable_tqdm:  # no bar: no per-step dicts printed instead (the logs stay in log_history)
-        trainer.remove_callback(PrinterCallback)
+    without_printed_logs(trainer)  # no bar: no per-step dicts printed instead
     if name is not None:  # what alignkit.training.train saves as the run's configuration
         trainer.alignkit_run = {"model_name": name}
     return trainer

@@ -13,7 +13,7 @@ import torch
 from trl import RewardConfig, RewardTrainer
 
 from alignkit.runtime import progress_bars
-from alignkit.training.common import make_config
+from alignkit.training.common import make_config, without_printed_logs
 
 
 def reward_config(output_dir: str, *, max_steps: int, learning_rate: float = 1e-3, batch_size: int = 16,
@@ -55,5 +55,6 @@ def build_reward_trainer(model, tokenizer, train_rows, *, output_dir: str, max_s
         train_rows = Dataset.from_dict({k: [r[k] for r in train_rows] for k in keys})
     args = reward_config(output_dir, max_steps=max_steps, learning_rate=learning_rate,
                          batch_size=batch_size, seed=seed, compute=compute, **fields)
-    return RewardTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=list(callbacks or []))
+    return without_printed_logs(RewardTrainer(model=model, args=args, train_dataset=train_rows,
+                                              processing_class=tokenizer, peft_config=peft_config,
+                                              callbacks=list(callbacks or [])))

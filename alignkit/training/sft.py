@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from trl import SFTConfig, SFTTrainer
 
-from alignkit.training.common import make_config
+from alignkit.training.common import make_config, without_printed_logs
 
 _SFT_DEFAULTS: dict = dict(per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=2e-5,
                            lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
@@ -38,5 +38,6 @@ def build_sft_trainer(model, tokenizer, rows, *, output_dir: str, seed: int = 0,
     if len(rows) == 0:
         raise ValueError("rows is empty; SFT needs at least one prompt-completion pair")
     data = rows if isinstance(rows, Dataset) else Dataset.from_list(list(rows))
-    return SFTTrainer(model=model, args=sft_config(output_dir, seed=seed, compute=compute, **fields),
-                      train_dataset=data, processing_class=tokenizer, callbacks=list(callbacks or []))
+    args = sft_config(output_dir, seed=seed, compute=compute, **fields)
+    return without_printed_logs(SFTTrainer(model=model, args=args, train_dataset=data,
+                                           processing_class=tokenizer, callbacks=list(callbacks or [])))
