@@ -7,6 +7,8 @@ Two tables, each the one place for what it holds:
   ``01_bleuberi/{gpu,cluster}.yaml`` all take them from here.
 * :data:`SIZES`: model, prompts, steps and lengths at ``smoke``, ``cpu`` and ``gpu`` scale, read
   with :func:`sizes` (cluster scale trains with the recipe instead).
+* :data:`LIVE`: the short GRPO-BLEU run the notebook trains in front of the reader, read with
+  :func:`live_sizes` (its group size, lengths and learning rate are the experiment's).
 """
 
 from __future__ import annotations
@@ -99,6 +101,39 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
 def sizes(scale: str) -> ExperimentConfig:
     """The experiment's sizes at ``scale`` (``smoke``, ``cpu`` or ``gpu``)."""
     return sizes_for(SIZES, scale, owner="chapter 1's experiment",
+                     hint="at cluster scale train with `python -m alignkit train 01_bleuberi/cluster.yaml`")
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """Sizes of the notebook's live GRPO-BLEU run (section 3), small enough to watch.
+
+    Attributes:
+        pool: training prompts (the first ``pool`` of the experiment's pool) scored for hard selection.
+        k_hard: hard prompts kept; the run takes one optimizer step per prompt.
+        n_show: prompts whose greedy answers are printed before and after training.
+    """
+
+    pool: int
+    k_hard: int
+    n_show: int
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: one per hard prompt (one prompt x G completions a step)."""
+        return self.k_hard
+
+
+LIVE = {  # cpu: 12 prompts sampled once (~15 s) + 3 steps of 8 x 48 tokens (~20-40 s each on 2 cores)
+    "smoke": LiveRun(pool=4, k_hard=1, n_show=2),
+    "cpu": LiveRun(pool=12, k_hard=3, n_show=3),
+    "gpu": LiveRun(pool=32, k_hard=8, n_show=3),
+}
+
+
+def live_sizes(scale: str) -> LiveRun:
+    """The live run's sizes at ``scale`` (``smoke``, ``cpu`` or ``gpu``)."""
+    return sizes_for(LIVE, scale, owner="chapter 1's live GRPO run",
                      hint="at cluster scale train with `python -m alignkit train 01_bleuberi/cluster.yaml`")
 
 

@@ -213,8 +213,12 @@ def _curves(trainer) -> dict:
         new: [float(v) for v in frame[old]] for old, new in keep.items() if old in frame}
 
 
-def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], out_dir: Path, log=print) -> dict:
-    """Train one model (``grpo_bleu``, ``grpo_rm`` or ``sft``) with ``seed`` and evaluate it."""
+def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], out_dir: Path, log=print,
+              report_to: str = "none") -> dict:
+    """Train one model (``grpo_bleu``, ``grpo_rm`` or ``sft``) with ``seed`` and evaluate it.
+
+    ``report_to`` is where the trainer logs (``Scale.report_to``: TensorBoard event files under
+    ``<out_dir>/<method>_seed<seed>/runs/`` at cpu and gpu scale, nothing at smoke)."""
     from datasets import Dataset
 
     from alignkit.chapters.bleuberi.baselines import rm_reward, sft_rows
@@ -233,12 +237,12 @@ def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], o
         # the paper's SFT: completion-only loss, max_grad_norm 0.2 (lr 5e-6 full fine-tuning; here LoRA)
         trainer = build_sft_trainer(model, tok, sft_rows(hard, n_refs=cfg.n_refs), output_dir=str(run_dir),
                                     max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.n_refs,
-                                    learning_rate=cfg.lr, max_grad_norm=0.2, seed=seed)
+                                    learning_rate=cfg.lr, max_grad_norm=0.2, seed=seed, report_to=report_to)
     else:
         reward = make_text_reward("bleu") if method == "grpo_bleu" else rm_reward(*load_or_train_rm(cfg, out_dir, log)[:2])
         trainer = build_grpo_trainer(model, [reward], Dataset.from_list(hard), output_dir=str(run_dir),
                                      paper=PAPER_GRPO, seed=seed, tokenizer=tok, disable_tqdm=True,
-                                     **run_fields(cfg))
+                                     report_to=report_to, **run_fields(cfg))
     trainer.train()
     curves = _curves(trainer)
     policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
@@ -270,8 +274,10 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     import torch
 
     from alignkit.ledger import git_commit
+    from alignkit.scale import get_scale
 
     cfg = sizes(scale)
+    report_to = get_scale(scale).report_to  # TensorBoard at cpu/gpu, none at smoke
     out_dir = Path(out_dir) if out_dir else runs_root() / CHAPTER / scale
     path = Path(results_dir) / f"experiment_{scale}.json" if results_dir else experiment_path(scale)
     parts = _parts(out_dir)
@@ -286,7 +292,8 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
     for seed in cfg.seeds:
         for method in METHODS:
             runs.append(_cached(parts / f"{method}_seed{seed}.json",
-                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log), log, conf,
+                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log, report_to),
+                                log, conf,
                                 RUN_IGNORES))
     result = {"chapter": CHAPTER, "scale": scale, "commit": git_commit(), "config": asdict(cfg),
               "steps": cfg.steps, "grpo_config": grpo_run_config(cfg), "torch_threads": torch.get_num_threads(),
