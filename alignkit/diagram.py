@@ -30,7 +30,7 @@ def _box(ax, x: float, label: str, note: str | None, color: str) -> None:
     ax.text(x + BOX_W / 2, BOX_H / 2, textwrap.fill(label, 14, break_long_words=False, break_on_hyphens=False), ha="center", va="center",
             color="white", fontsize=9, fontweight="bold")
     if note:
-        ax.text(x + BOX_W / 2, -0.15, textwrap.fill(note, 20), ha="center", va="top",
+        ax.text(x + BOX_W / 2, -0.15, textwrap.fill(note, 20, break_long_words=False), ha="center", va="top",
                 fontsize=8.5, color="#333333")
 
 
