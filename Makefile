@@ -22,8 +22,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # executed notebooks store a tqdm bar as a widget no static viewer renders (a frozen "0%|"):
 # notebooks executed here run without bars; trainers follow it too (alignkit.runtime.progress_bars)
 export TQDM_DISABLE := 1
-export HF_HUB_DISABLE_PROGRESS_BARS := 1  # transformers' and the hub's own bars ("Loading weights")
-export HF_DATASETS_DISABLE_PROGRESS_BARS := 1  # datasets' map / filter bars (TRL tokenising)
+# and the bars of transformers and the hub ("Loading weights"), and of datasets (TRL's tokenising).
+# (No comment after a value here: make would keep the spaces before it, and "1  " is not true.)
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 
 .PHONY: venv test wheel-check workbook book lint benchmark clean
 
