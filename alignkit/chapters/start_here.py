@@ -59,6 +59,31 @@ def sum_reward(completions, answer, **kwargs) -> list[float]:
     return [float(last_integer(completion_text(c)) == int(a)) for c, a in zip(completions, answer, strict=True)]
 
 
+def held_out_scores(model, tokenizer, pairs: list[tuple[int, int]], *, n: int = 4, seed: int = 0,
+                    max_new_tokens: int = 16):
+    """Score ``model`` on the sums ``pairs``: per sum its greedy reply, whether that reply is right
+    (:func:`sum_reward`), and the mean reward of ``n`` sampled replies (temperature 1, seeded).
+
+    Chapter 0 calls it on the base model and on the GRPO-trained one: the same sums, the same
+    seed, so the two tables pair up row by row. Returns a pandas DataFrame with columns ``sum``,
+    ``prompt``, ``greedy``, ``correct`` and ``reward``.
+    """
+    import pandas as pd
+
+    from alignkit.generation import greedy_completions, sample_completions
+
+    if not pairs or n < 1:
+        raise ValueError(f"need at least one sum and n >= 1, got {len(pairs)} sums and n={n}")
+    prompts = [sum_prompt(a, b) for a, b in pairs]
+    answers = [str(a + b) for a, b in pairs]
+    greedy = greedy_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=50)
+    sampled = sample_completions(model, tokenizer, prompts, n=n, seed=seed, progress=False,
+                                 max_new_tokens=max_new_tokens, batch_size=50)
+    reward = [sum(sum_reward(texts, [y] * n)) / n for texts, y in zip(sampled.texts, answers, strict=True)]
+    return pd.DataFrame({"sum": [f"{a} + {b}" for a, b in pairs], "prompt": [p[-1]["content"] for p in prompts],
+                         "greedy": greedy, "correct": sum_reward(greedy, answers), "reward": reward})
+
+
 def addition_task(n_train: int = 32, seed: int = 0):
     """Chapter 0's GRPO task: the first ``n_train`` of :func:`sum_pairs` as chat prompts with an
     ``answer`` column, and :func:`sum_reward`."""
