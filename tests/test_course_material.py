@@ -121,6 +121,8 @@ def test_no_output_noise(path):
             noise.append(f"cell {i}: a blanket warnings filter (silence one warning, say why)")
         text = output_text(cell)
         noise += [f"cell {i}: prints {m}" for m in REPR.findall(text)]
+        if "{'id': " in text:
+            noise.append(f"cell {i}: prints a ledger record as a dict (end the line with ';')")
         if FROZEN_BAR.search(text):
             noise.append(f"cell {i}: a progress bar frozen at 0%")
     assert not noise, f"{path.name}: " + "; ".join(noise)
