@@ -12,6 +12,7 @@ import platform
 import random
 import socket
 import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +20,15 @@ import numpy as np
 import torch
 
 from alignkit.scale import current_scale
+
+# transformers 5 renamed gradient checkpointing to "activation checkpointing" and warns at every
+# use of the old names. alignkit keeps the old config field (transformers 4.56+, which the
+# requirements allow, has no new one) and TRL 1.16 / peft still call the old model methods, so the
+# warning names nothing a reader can change: this one message alone is silenced, for
+# every chapter (each imports this module in its setup cell) and every trainer builder.
+warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated",
+                        category=FutureWarning)
+
 
 
 def pick_device() -> torch.device:

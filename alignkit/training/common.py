@@ -20,12 +20,6 @@ from alignkit.runtime import pick_device, trainer_precision
 
 PRECISION_FIELDS = ("bf16", "fp16")
 
-# transformers 5 renamed gradient checkpointing to "activation checkpointing" and warns at every
-# use of the old names. alignkit keeps the old config field (transformers 4.56+, which the
-# requirements allow, has no new one) and TRL 1.16 / peft still call the old model methods, so the
-# warning names nothing a reader can change: this one message alone is silenced.
-warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated",
-                        category=FutureWarning)
 
 
 def config_fields(config_cls) -> set[str]:
@@ -39,7 +33,8 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
     Unknown fields raise ``TypeError`` naming them. ``bf16``/``fp16`` may not be set by hand: they
     follow ``alignkit.runtime`` (``compute``, default the policy's dtype here), so a T4 never trains
     in emulated bf16 and a CPU without bf16 units never autocasts to it. On a CPU gradient
-    checkpointing is off (it only costs time there) and ``use_cpu`` is on.
+    checkpointing is off (it only costs time there), ``use_cpu`` is on, and the data loader does
+    not pin memory (there is nothing to pin it for; torch warns at every step otherwise).
     """
     valid = config_fields(config_cls)
     unknown = sorted(set(settings) - valid)
@@ -52,7 +47,7 @@ def make_config(config_cls, settings: Mapping, *, compute: torch.dtype | None = 
     on_gpu = pick_device().type == "cuda"
     settings = dict(settings)
     if not on_gpu:
-        settings.update(use_cpu=True, gradient_checkpointing=False)
+        settings.update(use_cpu=True, gradient_checkpointing=False, dataloader_pin_memory=False)
     config = config_cls(**settings, **trainer_precision(compute))
     if not (config.bf16 or config.fp16):
         # float32 by the policy: an accelerate config's `mixed_precision: bf16` (inherited through
