@@ -1,8 +1,8 @@
 """Chapter 4 (Asymptotics of language model alignment, and best-of-n guarantees): its pre-registered claims.
 
 The exact math of the chapter lives in :mod:`alignkit.theory.best_of_n` and
-:mod:`alignkit.theory.memoryless`; what only this chapter needs is its claims ledger, :data:`CLAIMS`,
-fixed here before the notebook runs (``notebooks/04_best_of_n.ipynb`` supplies only the residuals and
+:mod:`alignkit.theory.memoryless`; what only this chapter needs is the question set of its real-model
+experiment, :data:`QA`, and its claims ledger, :data:`CLAIMS`, fixed here before the notebook runs (``notebooks/04_best_of_n.ipynb`` supplies only the residuals and
 estimates, and :mod:`alignkit.ledger` turns them into verdicts).
 
 Sources. ``YANG`` is Yang, Salamatian, Sun, Suresh, Beirami, "Asymptotics of language model alignment",
@@ -17,11 +17,30 @@ from __future__ import annotations
 
 from alignkit.ledger import Claim
 
-__all__ = ["BEIRAMI", "CLAIMS", "LM_N", "YANG"]
+__all__ = ["BEIRAMI", "CLAIMS", "LM_N", "QA", "YANG"]
 
 YANG = "Yang et al. 2024, arXiv 2404.01730"
 BEIRAMI = "Beirami et al. 2024, arXiv 2401.01879"
 LM_N = (2, 4, 8, 16)  # the best-of-N sizes judged on the real model (every one of them, not the best)
+
+# Chapter 4's real best-of-N: short factual questions and a one-sentence reference answer each, scored
+# with BLEU (alignkit.rewards.bleu). Written for this chapter; the notebook uses the first scale.n_eval.
+QA: tuple[tuple[str, str], ...] = (
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("What is the largest planet in our solar system?",
+     "The largest planet in our solar system is Jupiter."),
+    ("How many days are there in a week?", "There are seven days in a week."),
+    ("What do bees make?", "Bees make honey from the nectar of flowers."),
+    ("What is the boiling point of water at sea level in Celsius?",
+     "Water boils at 100 degrees Celsius at sea level."),
+    ("Who wrote Romeo and Juliet?", "Romeo and Juliet was written by William Shakespeare."),
+    ("What colour is the sky on a clear day?", "The sky is blue on a clear day."),
+    ("What is the chemical symbol for gold?", "The chemical symbol for gold is Au."),
+    ("How many legs does a spider have?", "A spider has eight legs."),
+    ("What is the freezing point of water in Celsius?", "Water freezes at 0 degrees Celsius."),
+    ("Which ocean is the largest?", "The Pacific Ocean is the largest ocean on Earth."),
+    ("What gas do plants absorb from the air?", "Plants absorb carbon dioxide from the air."),
+)
 
 _BINARY = "binary memoryless source p(1) = 0.3, r(1) = 1, Delta = 0.1 nats per token, N = e^(m Delta)"
 
