@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from alignkit.runtime import progress_bars
+
 
 @dataclass
 class Completions:
@@ -67,7 +69,7 @@ def greedy_completions(model, tokenizer, prompts, *, max_new_tokens: int, batch_
 @torch.no_grad()
 def sample_completions(model, tokenizer, prompts: list[str], n: int, max_new_tokens: int, *,
                        temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 16,
-                       seed: int = 0, progress: bool = True) -> Completions:
+                       seed: int = 0, progress: bool | None = None) -> Completions:
     """Sample ``n`` completions for every user message in ``prompts``.
 
     Args:
@@ -77,6 +79,8 @@ def sample_completions(model, tokenizer, prompts: list[str], n: int, max_new_tok
         n: completions per prompt; ``max_new_tokens``: cap on each completion's length.
         temperature, top_p: the sampler (1.0 and 1.0 sample from the model itself).
         batch_size: sequences generated together; ``seed``: makes the samples reproducible.
+        progress: show a bar over the batches (default: unless ``TQDM_DISABLE`` is set,
+            ``alignkit.runtime.progress_bars``).
 
     Returns a :class:`Completions` with texts, log-probabilities under the model, and lengths.
     """
@@ -93,7 +97,8 @@ def sample_completions(model, tokenizer, prompts: list[str], n: int, max_new_tok
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     out_text, out_lp, out_len = [], [], []
-    for start in tqdm(range(0, len(texts), batch_size), desc="sampling", disable=not progress):
+    show = progress_bars() if progress is None else progress
+    for start in tqdm(range(0, len(texts), batch_size), desc="sampling", disable=not show):
         batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(device)
         gen = model.generate(**batch, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
