@@ -5,11 +5,18 @@ this folder is a link to the repository's notebooks/, so the book always shows w
 Warnings fail the build (``-W`` in the Makefile).
 """
 
+import tomllib
+from pathlib import Path
+
+with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+    REPOSITORY = tomllib.load(f)["project"]["urls"]["Repository"]  # the one URL
+
 project = "alignkit"
 author = "the alignkit authors"
 copyright = "2026, the alignkit authors (Apache-2.0)"
 
-extensions = ["myst_nb"]
+# MathJax from a PyPI package, not a CDN: the book renders its formulas with no network
+extensions = ["myst_nb", "sphinx.ext.mathjax", "sphinx-mathjax-offline"]
 root_doc = "index"
 exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
 
@@ -24,9 +31,10 @@ html_theme = "sphinx_book_theme"
 html_title = "alignkit"
 html_static_path = ["_static"]
 html_theme_options = {
-    "repository_url": "https://github.com/alignkit/alignkit",
+    "repository_url": REPOSITORY,
+    "repository_branch": "main",
     "use_repository_button": True,
     "show_toc_level": 2,
     "launch_buttons": {"colab_url": "https://colab.research.google.com"},
-    "path_to_docs": "book",
+    "path_to_docs": "",  # pages are notebooks/<id>: the Colab button opens notebooks/<id>.ipynb
 }
