@@ -66,7 +66,7 @@ EVAL_BATCH = 50  # greedy/sampled sequences decoded together: 50 runs 1.8x faste
 AGREEMENT_ONLY = ("n_agree", "agree_samples", "rm_pairs")  # fields a training run does not depend on
 TRAINING_ONLY = ("k_hard", "prompts_per_step", "lr", "seeds")  # fields the base model's stages ignore
 # what selection ignores: all but model, pool, k_hard, lengths and references; a run ignores the seed list
-SELECTION_IGNORES = (*AGREEMENT_ONLY, "prompts_per_step", "lr", "seeds", "n_eval")
+SELECTION_IGNORES = (*AGREEMENT_ONLY, "prompts_per_step", "lr", "seeds", "n_eval", "n_unseen")
 RUN_IGNORES = (*AGREEMENT_ONLY, "seeds")
 
 
@@ -125,12 +125,9 @@ def _agree_rows(cfg):
 
 
 def _eval_rows(cfg):
-    from alignkit.data import read_instruction_rows
+    from alignkit.chapters.bleuberi.evaluation import evaluation_rows
 
-    rows = read_instruction_rows("heldout")
-    if cfg.n_eval > len(rows):
-        raise ValueError(f"n_eval {cfg.n_eval} exceeds the {len(rows)} held-out prompts")
-    return rows[:cfg.n_eval]
+    return evaluation_rows(cfg.n_eval, cfg.n_unseen, pool=cfg.pool, n_agree=cfg.n_agree)
 
 
 def stage_base(cfg: ExperimentConfig) -> dict:
