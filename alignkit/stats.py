@@ -161,13 +161,20 @@ def design_power(pilot, n_units: int, *, n_seeds: int | None = None, level: floa
     """What a planned paired design can decide, projected from a pilot's differences.
 
     ``pilot[s, u]`` is the pilot's paired difference (method A minus B) of seed s on unit u
-    (held-out prompt or problem). The planned estimate is the mean over ``n_units`` units of
-    each unit's mean over ``n_seeds`` seeds (default: the pilot's). Its standard error is
-    projected from the pilot's variance components: between units (``sd_units``, the spread of the
-    units' true differences) and within (seed-to-seed noise on one unit, ``sd_within``). Returns
-    the projected ``se``, the 95% ``half_width`` (normal approximation) and the minimum detectable
-    effect ``mde`` at ``power`` for a two-sided test at ``level``: (z_(1-alpha/2) + z_power) * se.
-    Chapters 1 and 2 size their cpu experiments with it.
+    (held-out prompt or problem). The planned estimate is the mean over ``n_units`` units and
+    ``n_seeds`` seeds (default: the pilot's). The pilot is read as ``d[s, u] = mu + a_u + b_s + e_su``
+    with three variance components: between units (``sd_units``: the spread of the units' true
+    differences), between seeds (``sd_seeds``: a whole run landing higher or lower on every unit)
+    and the noise of one seed on one unit (``sd_noise``). The projected variance is
+    ``var_units / n_units + var_seeds / n_seeds + var_noise / (n_units * n_seeds)``: more units
+    shrink the first and third part, only more seeds shrink the second. Returns the projected
+    ``se``, the 95% ``half_width`` (normal approximation) and the minimum detectable effect ``mde``
+    at ``power`` for a two-sided test at ``level``: (z_(1-alpha/2) + z_power) * se; and
+    ``sd_within`` (seed-to-seed spread on one unit: seed and noise parts together).
+
+    With 2 pilot seeds the seed part rests on one degree of freedom: two seeds that happen to agree
+    project it as 0 (chapter 1's second pilot did; its final run then found it). Chapters 1 and 2
+    size their cpu experiments with it.
     """
     d = np.asarray(pilot, dtype=float)
     if d.ndim == 1:
@@ -178,14 +185,20 @@ def design_power(pilot, n_units: int, *, n_seeds: int | None = None, level: floa
         raise ValueError(f"n_units and n_seeds must be >= 1, got {n_units}, {n_seeds}")
     if not 0 < level < 1 or not 0 < power < 1:
         raise ValueError(f"level and power must be in (0, 1), got {level}, {power}")
-    s_pilot, s_plan = d.shape[0], n_seeds or d.shape[0]
-    within = float(d.var(axis=0, ddof=1).mean()) if s_pilot > 1 else float(d.var(ddof=1))
-    # var of a unit's seed mean = var_units + within / seeds; solve for var_units from the pilot
-    var_units = max(0.0, float(d.mean(axis=0).var(ddof=1)) - (within / s_pilot if s_pilot > 1 else 0.0))
+    s_pilot, u_pilot = d.shape
+    s_plan = n_seeds or s_pilot
     if s_pilot == 1:  # one seed cannot separate the parts: treat it all as between units (conservative)
-        var_units, within = float(d.var(ddof=1)), 0.0
-    se = float(np.sqrt((var_units + within / s_plan) / n_units))
+        var_units, var_seeds, var_noise = float(d.var(ddof=1)), 0.0, 0.0
+    else:
+        within = float(d.var(axis=0, ddof=1).mean())  # var over seeds on one unit: seeds + noise
+        # var of a seed's mean over the units = var_seeds + var_noise / u_pilot
+        var_seeds = max(0.0, (float(d.mean(axis=1).var(ddof=1)) - within / u_pilot) / (1 - 1 / u_pilot))
+        var_noise = max(0.0, within - var_seeds)
+        # var of a unit's mean over the seeds = var_units + within / s_pilot
+        var_units = max(0.0, float(d.mean(axis=0).var(ddof=1)) - within / s_pilot)
+    se = float(np.sqrt(var_units / n_units + var_seeds / s_plan + var_noise / (n_units * s_plan)))
     z = float(_st.norm.ppf(0.5 + level / 2))
     return {"se": se, "half_width": z * se, "mde": (z + float(_st.norm.ppf(power))) * se,
-            "sd_units": float(np.sqrt(var_units)), "sd_within": float(np.sqrt(within)),
+            "sd_units": float(np.sqrt(var_units)), "sd_seeds": float(np.sqrt(var_seeds)),
+            "sd_noise": float(np.sqrt(var_noise)), "sd_within": float(np.sqrt(var_seeds + var_noise)),
             "n_units": n_units, "n_seeds": s_plan, "pilot_shape": list(d.shape)}

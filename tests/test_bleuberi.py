@@ -15,7 +15,7 @@ from alignkit.chapters.bleuberi.agreement import (
     verifier_pairs,
 )
 from alignkit.chapters.bleuberi.baselines import sft_rows
-from alignkit.chapters.bleuberi.evaluation import evaluate_answers
+from alignkit.chapters.bleuberi.evaluation import evaluate_answers, evaluation_rows
 from alignkit.data import load_arena, normalise_arena_row
 from alignkit.stats import bootstrap_diff, paired_bootstrap
 
@@ -114,6 +114,34 @@ def test_evaluate_answers_and_sft_rows():
     assert len(rows) == 2 and rows[1]["completion"][0]["content"] == ROW["references"][1]
     with pytest.raises(ValueError, match="n_refs"):
         sft_rows([ROW], n_refs=0)
+
+
+@pytest.mark.parametrize("scale", ["smoke", "cpu", "gpu"])
+def test_evaluation_prompts_are_never_trained_on(scale):
+    """Every scale's evaluation set: the held-out rows first, then training rows outside both the
+    selection pool and the agreement tail, no prompt twice."""
+    from alignkit.chapters.bleuberi.config import sizes
+    from alignkit.data import read_instruction_rows
+
+    cfg = sizes(scale)
+    rows = evaluation_rows(cfg.n_eval, cfg.n_unseen, pool=cfg.pool, n_agree=cfg.n_agree)
+    assert len(rows) == cfg.n_eval + cfg.n_unseen
+    assert [r["id"].split("-")[0] for r in rows] == ["heldout"] * cfg.n_eval + ["train"] * cfg.n_unseen
+    train = read_instruction_rows("train")
+    used = {r["id"] for r in train[:cfg.pool] + train[len(train) - cfg.n_agree:]}
+    prompts = [r["prompt"][0]["content"] for r in rows]
+    assert not used & {r["id"] for r in rows} and len(set(prompts)) == len(prompts)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_eval=151), "n_eval 151 exceeds the 150 held-out"),
+    (dict(n_eval=10, n_unseen=500, pool=64, n_agree=64), "exceeds the 600 training prompts"),
+    (dict(n_eval=-1), "n_eval must be an integer"),
+    (dict(n_eval=10, n_unseen=2.5), "n_unseen must be an integer"),
+])
+def test_evaluation_rows_refuse_overlaps_and_bad_sizes(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation_rows(**kwargs)
 
 
 def test_bleuberi_task_is_registered_with_a_references_column():

@@ -203,6 +203,30 @@ def test_seeds_units_bootstrap_covers_the_true_rate():
     assert 0.85 <= hits / 200 <= 0.995
 
 
+def test_design_power_sees_a_seed_level_part_that_only_more_seeds_shrink():
+    """A pilot whose runs each land higher or lower on every unit (a seed effect): the projection
+    matches the simulated spread of the planned design, and more units alone cannot shrink it."""
+    from alignkit.stats import design_power
+
+    rng = np.random.default_rng(1)
+    sd_units, sd_seeds, sd_noise = 0.15, 0.05, 0.4
+
+    def draw(seeds, units):
+        return (rng.normal(0, sd_units, units)[None, :] + rng.normal(0, sd_seeds, (seeds, 1))
+                + rng.normal(0, sd_noise, (seeds, units)))
+
+    got = design_power(draw(40, 2000), n_units=450, n_seeds=2)
+    exact = np.sqrt(sd_units**2 / 450 + sd_seeds**2 / 2 + sd_noise**2 / 900)
+    assert got["se"] == pytest.approx(exact, rel=0.15)
+    assert got["sd_seeds"] == pytest.approx(sd_seeds, rel=0.3)
+    spread = np.std([draw(2, 450).mean() for _ in range(2000)])  # the planned design, simulated
+    assert got["se"] == pytest.approx(spread, rel=0.15)
+    pilot = draw(40, 2000)
+    floor = design_power(pilot, n_units=450)["sd_seeds"] / np.sqrt(2)  # 2 seeds, any number of units
+    assert design_power(pilot, n_units=10**6, n_seeds=2)["se"] == pytest.approx(floor, rel=0.02)
+    assert design_power(draw(40, 2000), n_units=450, n_seeds=8)["se"] < 0.6 * got["se"]
+
+
 def test_design_power_recovers_the_simulated_standard_error():
     """A pilot drawn from known variance components: the projected standard error of a bigger
     design matches the one computed from those components, and the real spread of that design."""
@@ -224,6 +248,7 @@ def test_design_power_recovers_the_simulated_standard_error():
     spread = np.std([draw(3, 150).mean() for _ in range(2000)])  # the planned design, simulated
     assert got["se"] == pytest.approx(spread, rel=0.1)
     assert design_power(draw(3, 4000), n_units=150, n_seeds=30)["se"] < got["se"]  # more seeds help
+    assert got["sd_seeds"] < 0.02  # no run-level part in this pilot
     with pytest.raises(ValueError, match="units"):
         design_power([[0.1]], n_units=10)
     with pytest.raises(ValueError, match="n_units"):

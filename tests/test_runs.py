@@ -160,6 +160,7 @@ def qlora(tmp_path_factory):
     straight_dir, split_dir = tmp_path_factory.mktemp("qlora"), tmp_path_factory.mktemp("qlora-split")
     whole = tiny_trainer(straight_dir, "4bit")
     dtypes = {"built": {p.dtype for p in whole.model.parameters() if p.requires_grad}}
+    whole.start_state = training.trainable_state(whole.model)  # the adapter before training
     training.train(whole)
     dtypes["trained"] = {p.dtype for p in whole.model.parameters() if p.requires_grad}
     first_half = tiny_trainer(split_dir, "4bit", callbacks=[StopAt(2)])
@@ -177,6 +178,9 @@ def test_a_4bit_run_keeps_one_dtype_and_resumes_to_the_same_weights(qlora):
     # the precision policy's float32 on this CPU; TRL used to cast the adapter to bfloat16
     assert dtypes == {"built": {torch.float32}, "trained": {torch.float32}, "resumed": {torch.float32}}
     assert resumed.state.global_step == 4
+    # the 4-bit run trains: (nearly) every adapter tensor moved, and every step logged a reward
+    assert training.changed_fraction(whole.start_state, whole.model) > 0.9
+    assert training.log_frame(whole)["reward"].notna().all()
     assert_close(training.trainable_state(resumed.model), training.trainable_state(whole.model))
     assert_close(adapter(Path(resumed.args.output_dir) / "checkpoint-4"),
                  adapter(Path(whole.args.output_dir) / "checkpoint-4"))
