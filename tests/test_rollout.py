@@ -101,3 +101,36 @@ def test_completion_only_log_probs_equal_trls_fused_head():
     out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
     assert torch.allclose(ours, out.log_probs[:, -k:], atol=1e-5)
     assert torch.allclose(ours_entropy, out.entropy[:, -k:], atol=1e-5)
+
+
+def test_packed_linears_give_the_plain_copys_outputs_and_follow_every_refresh():
+    """oneDNN-prepacked layers (where torch has them): the same logits as the plain float32 copy,
+    before and after the trained weights change, and the same sampled tokens on a fixed seed."""
+    from alignkit.training.rollout import PackedLinear, packed_linear_available
+
+    if not packed_linear_available():
+        pytest.skip("this torch has no oneDNN prepacked linear")
+    model = tiny_lora_model()
+    plain = InferenceCopy(model, dtype=torch.float32, packed=False)
+    packed = InferenceCopy(model, dtype=torch.float32, packed=True)
+    linears = [m for m in packed.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert packed.packed == len(linears) > 0 and all(isinstance(m, PackedLinear) for m in linears)
+    ids = torch.randint(3, 97, (4, 7))
+    for _ in range(2):
+        with torch.no_grad():
+            a, b = plain.model(input_ids=ids).logits, packed.model(input_ids=ids).logits
+        assert (a - b).abs().max().item() < 1e-4
+        with torch.no_grad():  # an optimizer step moves the adapter: both copies must follow
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.add_(0.1)
+        plain.refresh(model)
+        packed.refresh(model)
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(do_sample=True, max_new_tokens=6, min_new_tokens=6, pad_token_id=0, eos_token_id=1)
+    mask = torch.ones_like(ids)
+    torch.manual_seed(0)
+    first = plain.generate(ids, mask, config)
+    torch.manual_seed(0)
+    assert torch.equal(first, packed.generate(ids, mask, config))

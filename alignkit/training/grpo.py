@@ -196,7 +196,7 @@ class FastGRPOTrainer(GRPOTrainer):
         if not self._on_cpu_alone or not supports_inference_copy(policy):
             return None
         if self.inference_copy is None:
-            self.inference_copy = InferenceCopy(policy)
+            self.inference_copy = InferenceCopy(policy, batch_hint=self.args.per_device_train_batch_size)
             config = copy.deepcopy(self.generation_config)  # TRL's sampling settings, unchanged
             if self.args.cache_implementation is None and self.inference_copy.dtype in STATIC_CACHE_DTYPES:
                 config.cache_implementation = "static"

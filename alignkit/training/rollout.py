@@ -46,6 +46,55 @@ def supports_inference_copy(model) -> bool:
     return all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
 
 
+def packed_linear_available() -> bool:
+    """True where torch has oneDNN's prepacked linear (the kernel torch.compile's CPU freezing
+    pass uses for frozen weights): ``torch.ops.mkldnn._reorder_linear_weight`` and
+    ``_linear_pointwise``. Private ops, hence this check; without them the copy stays plain."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    try:
+        return bool(torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight")
+                    and hasattr(ops, "_linear_pointwise"))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class PackedLinear(torch.nn.Linear):
+    """A frozen float32 ``nn.Linear`` whose weight oneDNN reorders once into its own blocked layout.
+
+    Why: decoding multiplies a batch of a few rows by every weight once per token, and MKL's sgemm
+    (what ``F.linear`` calls) repacks the weight on each call; measured on a 2-core AMD EPYC
+    without AVX512, the 211 linear layers of SmolLM2-135M at batch 8 take 107 ms a token through
+    ``F.linear`` and 64 ms prepacked (reading the same 538 MB takes 27 ms). The dense ``weight``
+    stays the layer's parameter (the inference copy is refreshed through it); :meth:`repack` must
+    follow every change of it. Same results as ``F.linear`` up to float32 rounding.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, batch_hint: int = 8):
+        torch.nn.Module.__init__(self)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+        self.batch_hint = batch_hint
+        self.repack()
+
+    @torch.no_grad()
+    def repack(self) -> None:
+        """Reorder the current ``weight`` for oneDNN (after every refresh of the copy)."""
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach().contiguous(), self.batch_hint)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+def pack_linears(model: torch.nn.Module, batch_hint: int = 8) -> int:
+    """Replace every float32 ``nn.Linear`` of ``model`` by a :class:`PackedLinear`; returns how many."""
+    targets = [(name, m) for name, m in model.named_modules()
+               if type(m) is torch.nn.Linear and m.weight.dtype == torch.float32]
+    for name, module in targets:
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, PackedLinear(module, batch_hint))
+    return len(targets)
+
+
 class InferenceCopy:
     """A plain copy of a policy for sampling: the LoRA adapter merged, in ``dtype``, no gradients.
 
@@ -58,9 +107,13 @@ class InferenceCopy:
         policy: the trained model (a PEFT LoRA model or a plain ``PreTrainedModel``);
             :func:`supports_inference_copy` must accept it.
         dtype: the copy's dtype; default the precision policy's (bf16 only where native).
+        packed: float32 linear layers as :class:`PackedLinear` (default: where the CPU copy is
+            float32 and oneDNN's ops exist, :func:`packed_linear_available`).
+        batch_hint: the rollout batch the packed layout is tuned for (any batch works).
     """
 
-    def __init__(self, policy, dtype: torch.dtype | None = None):
+    def __init__(self, policy, dtype: torch.dtype | None = None, *, packed: bool | None = None,
+                 batch_hint: int = 8):
         from peft import PeftModel
 
         if not supports_inference_copy(policy):
@@ -71,6 +124,9 @@ class InferenceCopy:
         model = clone.merge_and_unload() if isinstance(clone, PeftModel) else clone
         vars(model).pop("forward", None)  # TRL's fused log-prob head, patched on the instance
         self.model = model.to(self.dtype).eval().requires_grad_(False)
+        if packed is None:
+            packed = self.dtype == torch.float32 and packed_linear_available()
+        self.packed = pack_linears(self.model, batch_hint) if packed else 0  # layers packed
         self.refresh(policy)
 
     @torch.no_grad()
@@ -83,13 +139,19 @@ class InferenceCopy:
             for name, p in policy.named_parameters():
                 if p.requires_grad:
                     params[name].copy_(p)
-            return
-        for name, layer in _lora_layers(policy).items():
-            weight = layer.base_layer.weight.detach().float()
-            for adapter in layer.active_adapters:
-                if adapter in layer.lora_A and not layer.merged:
-                    weight = weight + layer.get_delta_weight(adapter).float()
-            params[f"{name}.weight"].copy_(weight)
+            changed = [m for m in self.model.modules() if isinstance(m, PackedLinear)]
+        else:
+            changed = []
+            for name, layer in _lora_layers(policy).items():
+                weight = layer.base_layer.weight.detach().float()
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A and not layer.merged:
+                        weight = weight + layer.get_delta_weight(adapter).float()
+                params[f"{name}.weight"].copy_(weight)
+                changed.append(self.model.get_submodule(name))
+        for module in changed:
+            if isinstance(module, PackedLinear):
+                module.repack()
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config, *,
                  group: int = 1) -> torch.Tensor:
