@@ -90,10 +90,11 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
                               n_eval=4, n_unseen=2, lr=5e-4, seeds=(0,)),
     # the powered design (see the notebook's "Design" section): 450 evaluation prompts paired across
     # methods and seeds, all 150 held-out plus 300 unseen training prompts (the first powered run, on
-    # the 150 alone, left GRPO-BLEU vs GRPO-RM at +-0.064; used as the pilot it projects +-0.037 for
-    # 450); 24 hard prompts (the lowest-BLEU 24 of 64), so every run takes 24 steps of 1 prompt x 8
-    # completions (4 prompts a step, the paper's, costs 4x a step on 2 cores); 2 seeds (the prompts
-    # dominate: a third seed would narrow the headline interval by 0.008, 300 more prompts by 0.028)
+    # the 150 alone, left GRPO-BLEU vs GRPO-RM at +-0.064; as a pilot it projected +-0.037 for 450,
+    # and the run measured +-0.063: a seed-level part the pilot's two agreeing seeds could not show;
+    # from this run, ~5 seeds would be needed); 24 hard prompts (the lowest-BLEU 24 of 64), so every
+    # run takes 24 steps of 1 prompt x 8 completions (4 prompts a step, the paper's, costs 4x a step
+    # on 2 cores); 2 seeds, 82 min on 2 cores
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=24, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
                             n_eval=150, n_unseen=300, lr=5e-4, seeds=(0, 1)),

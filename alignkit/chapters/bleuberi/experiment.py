@@ -1,6 +1,6 @@
 """Chapter 1's experiment: the agreement study and GRPO-BLEU vs GRPO-RM vs SFT, end to end.
 
-    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 108 min on a busy 2-core machine (2 seeds x 24 steps, 150 prompts)
+    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 82 min on 2 cores (2 seeds x 24 steps, 450 evaluation prompts)
     python -m alignkit.chapters.bleuberi.experiment --scale smoke    # ~1-2 min, every code path
 
 Stages, each saved atomically under ``runs/01_bleuberi/<scale>/`` so that an interrupted run
@@ -314,7 +314,7 @@ def load_or_run(scale: str, *, rerun: bool = False, log=print) -> dict:
     """The experiment's summary at ``scale``, as the notebook reads it. ``rerun`` (and smoke,
     whose summary is git-ignored and takes a minute) runs the experiment; otherwise the summary
     comes from ``results/`` or the installed package's committed copy, and a missing one raises an
-    error naming the command, rather than starting a 45-minute run unasked."""
+    error naming the command, rather than starting an 80-minute run unasked."""
     relative = f"{CHAPTER}/experiment_{scale}.json"
     found = experiment_path(scale) if scale == "smoke" else find_result(relative)
     if not rerun and found is not None and found.is_file():
