@@ -133,6 +133,22 @@ def test_evaluation_prompts_are_never_trained_on(scale):
     assert not used & {r["id"] for r in rows} and len(set(prompts)) == len(prompts)
 
 
+def test_runs_train_sft_on_the_first_sft_seeds_only():
+    """cfg.runs(): every seed trains both GRPO arms, SFT only the first ``sft_seeds``; a count
+    outside 1..len(seeds) is refused by name."""
+    from dataclasses import replace
+
+    from alignkit.chapters.bleuberi.config import sizes
+
+    cfg = replace(sizes("smoke"), seeds=(0, 1, 2), sft_seeds=1)
+    assert cfg.runs() == [("grpo_bleu", 0), ("grpo_rm", 0), ("sft", 0), ("grpo_bleu", 1), ("grpo_rm", 1),
+                          ("grpo_bleu", 2), ("grpo_rm", 2)]
+    assert len(replace(cfg, sft_seeds=None).runs()) == 9
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match=f"sft_seeds must be between 1 and the 3 seeds, got {bad}"):
+            replace(cfg, sft_seeds=bad)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(n_eval=151), "n_eval 151 exceeds the 150 held-out"),
     (dict(n_eval=10, n_unseen=500, pool=64, n_agree=64), "exceeds the 600 training prompts"),

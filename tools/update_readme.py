@@ -63,6 +63,10 @@ VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)", "trl-lora": "pla
 
 BENCHMARK = "benchmarks/grpo_cpu.json"  # one torch thread (OMP_NUM_THREADS=1)
 BENCHMARK_2T = "benchmarks/grpo_cpu_2threads.json"  # both cores; optional
+BENCHMARK_BF16 = "benchmarks/grpo_cpu_avx512bf16.json"  # both cores of a CPU with AVX512-BF16; optional
+MORE_BENCHMARKS = ((BENCHMARK_2T, "The same benchmark on both cores (2 torch threads)"),
+                   (BENCHMARK_BF16, "On the other kind of CPU, one with AVX512-BF16 (native bfloat16), "
+                                    "both cores"))
 
 
 def benchmark_has_roofline(path: str = BENCHMARK) -> bool:
@@ -113,8 +117,9 @@ def main() -> None:
     text = replace_block(text, "recipes", recipes_markdown())
     if benchmark_has_roofline():
         body = performance_markdown()
-        if (ROOT / BENCHMARK_2T).exists():
-            body += "\nThe same benchmark on both cores (2 torch threads):\n\n" + performance_markdown(BENCHMARK_2T)
+        for path, heading in MORE_BENCHMARKS:
+            if (ROOT / path).exists():
+                body += f"\n{heading}:\n\n" + performance_markdown(path)
         text = replace_block(text, "performance", body)
     else:
         print(f"{BENCHMARK} predates the roofline benchmark: the performance table is left as it is; "

@@ -60,7 +60,9 @@ class ExperimentConfig:
             offline held-out split has only 150; see :func:`evaluation.evaluation_rows`).
         lr: learning rate of the LoRA adapter, the same for GRPO and SFT (paper: 1e-6 GRPO and
             5e-6 SFT, full fine-tuning).
-        seeds: one GRPO-BLEU, GRPO-RM and SFT run per seed.
+        seeds: one GRPO-BLEU and one GRPO-RM run per seed.
+        sft_seeds: SFT runs on the first ``sft_seeds`` of ``seeds`` only (default all): its
+            comparison with GRPO-BLEU is decided by a gap far wider than the seed spread.
     """
 
     model: str
@@ -77,11 +79,22 @@ class ExperimentConfig:
     n_unseen: int
     lr: float
     seeds: tuple[int, ...]
+    sft_seeds: int | None = None
+
+    def __post_init__(self):
+        if self.sft_seeds is not None and not 1 <= self.sft_seeds <= len(self.seeds):
+            raise ValueError(f"sft_seeds must be between 1 and the {len(self.seeds)} seeds, got {self.sft_seeds}")
 
     @property
     def steps(self) -> int:
         """Optimizer steps of every training run: one epoch over the hard subset."""
         return max(1, self.k_hard // self.prompts_per_step)
+
+    def runs(self) -> list[tuple[str, int]]:
+        """The ``(method, seed)`` training runs, seed by seed (SFT on the first ``sft_seeds`` only)."""
+        n_sft = len(self.seeds) if self.sft_seeds is None else self.sft_seeds
+        return [(method, seed) for i, seed in enumerate(self.seeds) for method in METHODS
+                if method != "sft" or i < n_sft]
 
 
 SIZES = {  # the experiment's sizes per scale, read with sizes()
@@ -92,12 +105,13 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
     # methods and seeds, all 150 held-out plus 300 unseen training prompts (the first powered run, on
     # the 150 alone, left GRPO-BLEU vs GRPO-RM at +-0.064; as a pilot it projected +-0.037 for 450,
     # and the run measured +-0.063: a seed-level part the pilot's two agreeing seeds could not show;
-    # from this run, ~5 seeds would be needed); 24 hard prompts (the lowest-BLEU 24 of 64), so every
-    # run takes 24 steps of 1 prompt x 8 completions (4 prompts a step, the paper's, costs 4x a step
-    # on 2 cores); 2 seeds, 82 min on 2 cores
+    # taken as the third pilot, it projects +-0.047 for 5 seeds); 24 hard prompts (the lowest-BLEU 24
+    # of 64), so every run takes 24 steps of 1 prompt x 8 completions (4 prompts a step, the paper's,
+    # costs 4x a step on 2 cores); 5 seeds of the two GRPO arms, SFT on the first 2 (GRPO-BLEU vs SFT
+    # was decided by -0.34 [-0.41, -0.28] with two); 94 min on 2 cores (AVX512-BF16), +-0.047 measured
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=24, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
-                            n_eval=150, n_unseen=300, lr=5e-4, seeds=(0, 1)),
+                            n_eval=150, n_unseen=300, lr=5e-4, seeds=(0, 1, 2, 3, 4), sft_seeds=2),
     # untested here (no GPU): the same pipeline on one card with Qwen2.5-1.5B in 4-bit QLoRA
     "gpu": ExperimentConfig(model="Qwen/Qwen2.5-1.5B-Instruct", pool=450, k_hard=256, prompts_per_step=4,
                             num_generations=8, max_completion_length=256, n_refs=4, n_agree=75, agree_samples=8,

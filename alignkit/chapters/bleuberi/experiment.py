@@ -1,6 +1,6 @@
 """Chapter 1's experiment: the agreement study and GRPO-BLEU vs GRPO-RM vs SFT, end to end.
 
-    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 82 min on 2 cores (2 seeds x 24 steps, 450 evaluation prompts)
+    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 94 min on 2 cores (5 seeds x 24 steps, SFT on 2; 450 evaluation prompts)
     python -m alignkit.chapters.bleuberi.experiment --scale smoke    # ~1-2 min, every code path
 
 Stages, each saved atomically under ``runs/01_bleuberi/<scale>/`` so that an interrupted run
@@ -64,10 +64,10 @@ def _parts(out_dir: Path) -> Path:
 
 EVAL_BATCH = 50  # greedy/sampled sequences decoded together: 50 runs 1.8x faster than 16 on one CPU thread
 AGREEMENT_ONLY = ("n_agree", "agree_samples", "rm_pairs")  # fields a training run does not depend on
-TRAINING_ONLY = ("k_hard", "prompts_per_step", "lr", "seeds")  # fields the base model's stages ignore
+TRAINING_ONLY = ("k_hard", "prompts_per_step", "lr", "seeds", "sft_seeds")  # fields the base model's stages ignore
 # what selection ignores: all but model, pool, k_hard, lengths and references; a run ignores the seed list
-SELECTION_IGNORES = (*AGREEMENT_ONLY, "prompts_per_step", "lr", "seeds", "n_eval", "n_unseen")
-RUN_IGNORES = (*AGREEMENT_ONLY, "seeds")
+SELECTION_IGNORES = (*AGREEMENT_ONLY, "prompts_per_step", "lr", "seeds", "sft_seeds", "n_eval", "n_unseen")
+RUN_IGNORES = (*AGREEMENT_ONLY, "seeds", "sft_seeds")
 
 
 def _cached(path: Path, compute, log, config: dict | None = None, ignore: tuple[str, ...] = ()):
@@ -97,6 +97,17 @@ def _policy(name: str, lora: bool):
     return load_policy(name, lora=True if lora else None), load_tokenizer(name)
 
 
+def _for_decoding(model):
+    """``model`` (one that is only decoded from now on) with its linear layers prepacked for
+    oneDNN (:func:`alignkit.training.rollout.pack_linears`; the same greedy answers, ~1.35x faster
+    at 50 sequences on 2 cores); unchanged where torch lacks the ops."""
+    from alignkit.training.rollout import pack_linears, packed_linear_available
+
+    if packed_linear_available():
+        pack_linears(model.eval().requires_grad_(False), EVAL_BATCH)
+    return model
+
+
 def stage_selection(cfg: ExperimentConfig) -> dict:
     """Hard selection over the first ``pool`` training prompts (the paper's sampler and rule)."""
     from alignkit.data import read_instruction_rows
@@ -104,6 +115,7 @@ def stage_selection(cfg: ExperimentConfig) -> dict:
 
     rows = read_instruction_rows("train")[:cfg.pool]
     model, tok = _policy(cfg.model, lora=False)
+    model = _for_decoding(model)
     prompts = [r["prompt"][0]["content"] for r in rows]
     refs = [r["references"][:cfg.n_refs] for r in rows]
     sel, outputs = select_hard_with_model(model, tok, prompts, refs, cfg.k_hard,
@@ -136,6 +148,7 @@ def stage_base(cfg: ExperimentConfig) -> dict:
     from alignkit.generation import greedy_completions, sample_completions
 
     model, tok = _policy(cfg.model, lora=False)
+    model = _for_decoding(model)
     ev = _eval_rows(cfg)
     answers = greedy_completions(model, tok, [r["prompt"][0]["content"] for r in ev],
                                  max_new_tokens=cfg.max_completion_length, batch_size=EVAL_BATCH)
@@ -243,6 +256,7 @@ def train_one(cfg: ExperimentConfig, method: str, seed: int, hard: list[dict], o
     trainer.train()
     curves = _curves(trainer)
     policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+    policy = _for_decoding(policy)
     ev = _eval_rows(cfg)
     answers = greedy_completions(policy, tok, [r["prompt"][0]["content"] for r in ev],
                                  max_new_tokens=cfg.max_completion_length, batch_size=EVAL_BATCH)
@@ -286,12 +300,10 @@ def run_experiment(scale: str = "cpu", *, out_dir: str | Path | None = None, res
                     TRAINING_ONLY)
     hard = _hard_rows(cfg, selection)
     runs = []
-    for seed in cfg.seeds:
-        for method in METHODS:
-            runs.append(_cached(parts / f"{method}_seed{seed}.json",
-                                lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log, report_to),
-                                log, conf,
-                                RUN_IGNORES))
+    for method, seed in cfg.runs():
+        runs.append(_cached(parts / f"{method}_seed{seed}.json",
+                            lambda m=method, s=seed: train_one(cfg, m, s, hard, out_dir, log, report_to),
+                            log, conf, RUN_IGNORES))
     result = {"chapter": CHAPTER, "scale": scale, "commit": git_commit(), "config": asdict(cfg),
               "steps": cfg.steps, "grpo_config": grpo_run_config(cfg), "torch_threads": torch.get_num_threads(),
               "command": f"python -m alignkit.chapters.bleuberi.experiment --scale {scale}",
