@@ -139,3 +139,19 @@ def test_packed_linears_give_the_plain_copys_outputs_and_follow_every_refresh(dt
     first = plain.generate(ids, mask, config)
     torch.manual_seed(0)
     assert torch.equal(first, packed.generate(ids, mask, config))
+
+
+def test_pack_for_decoding_keeps_the_logits_and_packs_only_where_it_pays():
+    """pack_for_decoding: the same logits (float32 rounding), eval mode, no gradients; packed
+    layers exactly where packing_pays says."""
+    from alignkit.training.rollout import PackedLinear, pack_for_decoding, packing_pays
+
+    model = tiny_lora_model().merge_and_unload()
+    ids = torch.randint(3, 97, (2, 5))
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    packed = pack_for_decoding(model, batch_hint=2)
+    with torch.no_grad():
+        assert (packed(input_ids=ids).logits - before).abs().max().item() < 1e-4
+    assert not packed.training and not any(p.requires_grad for p in packed.parameters())
+    assert any(isinstance(m, PackedLinear) for m in packed.modules()) == packing_pays(torch.float32)
