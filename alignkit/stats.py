@@ -56,7 +56,11 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    # At k = 0 (k = n) the lower (upper) end is exactly 0 (1); in floating point centre - half
+    # can land a rounding error beside it (1.4e-17 at n = 3), on the wrong side of p.
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return p, float(min(lo, p)), float(max(hi, p))
 
 
 def seeds_units_bootstrap(values, other=None, *, level: float = 0.95, n_boot: int = 2000,

@@ -177,6 +177,17 @@ def test_wilson_matches_scipy_and_stays_in_0_1(k, n):
         wilson_ci(n + 1, n)
 
 
+def test_wilson_ends_exactly_at_0_and_1_for_all_or_none():
+    # centre - half is a rounding error off 0 for many n (1.4e-17 at k=0, n=3), which put
+    # lo above p = 0 and made the ledger refuse the claim (CI, chapter 2 at smoke)
+    for n in range(1, 400):
+        assert wilson_ci(0, n)[:2] == (0.0, 0.0)
+        assert wilson_ci(n, n)[0::2] == (1.0, 1.0)
+        for k in (1, n // 2, n - 1):
+            p, lo, hi = wilson_ci(k, n)
+            assert 0.0 <= lo <= p <= hi <= 1.0
+
+
 def test_seeds_units_bootstrap_respects_the_range_and_pairs():
     rng = np.random.default_rng(1)
     a = (rng.random((3, 32)) < 0.15).astype(float)  # 3 seeds x 32 prompts of pass/fail
