@@ -8,8 +8,10 @@ One run measures, with torch on the threads it uses:
       does its matmuls at the matmul rate, whichever is slower) after one prefill of the prompt,
       and the LoRA forward + backward does its matmul FLOPs at the rate of the dtype it trains in;
   (3) a GRPO step per variant, with the phase breakdown, against that roofline:
-      ``alignkit`` (``build_grpo_trainer``), ``trl-lora`` (plain TRL 1.16 defaults with a LoRA
-      adapter, as a user would first run it) and ``trl-lora-fp32`` (the same with bf16=False).
+      ``alignkit`` (``build_grpo_trainer``), ``alignkit-no-is`` (the same without the importance-
+      sampling correction of a bf16 sampler: what the correction costs), ``trl-lora`` (plain TRL
+      1.16 defaults with a LoRA adapter, as a user would first run it) and ``trl-lora-fp32`` (the
+      same with bf16=False).
 Each step is the median over the timed steps after one warm-up step.
 
 Run (the one command; on a quiet machine): python benchmarks/grpo_cpu.py --steps 2 --json benchmarks/grpo_cpu.json
@@ -39,7 +41,9 @@ from alignkit.training import build_grpo_trainer  # noqa: E402
 PROMPT = "Tell me about the history of bridges."
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
 FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
-VARIANTS = ("alignkit", "trl-lora", "trl-lora-fp32")
+VARIANTS = ("alignkit", "alignkit-no-is", "trl-lora", "trl-lora-fp32")
+SAMPLING_METRICS = ("sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/min",
+                    "sampling/importance_sampling_ratio/mean", "sampling/importance_sampling_ratio/max")
 
 
 def dataset(n: int) -> Dataset:
@@ -115,11 +119,12 @@ def grpo_step(kind: str, g: int, t: int, steps: int) -> dict:
     out = tempfile.mkdtemp(prefix=f"grpo-bench-{kind}-")
     seed_everything(0)
     forced = {"min_new_tokens": t}  # every variant generates exactly g x t tokens
-    if kind == "alignkit":
+    if kind in ("alignkit", "alignkit-no-is"):  # -no-is: without the mismatch correction (its cost)
         scale = get_scale("cpu").replace(num_generations=g, max_completion_length=t, max_steps=steps + 1)
         trainer = build_grpo_trainer(load_policy("smollm2-135m", lora=LORA), brevity_reward,
                                      dataset(steps + 1), scale=scale, output_dir=out,
-                                     generation_kwargs=forced, disable_tqdm=True)
+                                     generation_kwargs=forced, disable_tqdm=True,
+                                     vllm_importance_sampling_correction=kind == "alignkit")
     elif kind in ("trl-lora", "trl-lora-fp32", "trl-full"):  # plain TRL: every other field at its default
         from trl import GRPOConfig, GRPOTrainer
 
@@ -140,6 +145,9 @@ def grpo_step(kind: str, g: int, t: int, steps: int) -> dict:
                           f"loss={trainer.args.loss_type} lr={trainer.args.learning_rate}")
     if kind == "alignkit":
         result["sampling_kl"] = rollout_mismatch(trainer)
+        logged = trainer._metrics["train"]  # TRL's names for the correction's statistics, per step
+        result["importance_sampling"] = {k.removeprefix("sampling/"): statistics.mean(logged[k])
+                                         for k in SAMPLING_METRICS if logged.get(k)}
     return result
 
 
@@ -202,11 +210,12 @@ def main() -> None:
         print(f"{name:<18s}" + "".join(f"{r[p]:14.2f}" for p in phases) + f"{r['vs_roofline']:12.2f}"
               f"   {r['settings']}")
     ratios = {f"{base} / alignkit (speed-up)": rows[base]["step"] / rows["alignkit"]["step"]
-              for base in rows if base != "alignkit" and "alignkit" in rows}
+              for base in rows if base.startswith("trl") and "alignkit" in rows}
     for k, v in ratios.items():
         print(f"{k:<34s} {v:6.2f}")
     if "alignkit" in rows:
-        print(f"training-inference mismatch (KL per token, nats): {rows['alignkit']['sampling_kl']:.2e}")
+        print(f"training-inference mismatch (KL per token, nats): {rows['alignkit']['sampling_kl']:.2e}; "
+              f"importance sampling {rows['alignkit'].get('importance_sampling')}")
     if args.json:
         from alignkit.io import atomic_write_json
         from alignkit.ledger import git_commit

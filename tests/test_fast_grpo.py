@@ -180,6 +180,67 @@ def test_the_inference_copy_samples_what_trl_samples(tmp_path, monkeypatch):
         assert sampling_mismatch(trainer.model, trainer.inference_copy.model, ids, mask, k)["kl"] > 1e-4
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sequence_mask", "token_truncate"])
+def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path, monkeypatch, mode):
+    """A bfloat16 copy samples from a slightly different distribution than the float32 policy.
+    The trainer corrects it as TRL corrects vLLM's rollouts: w = pi / mu from the copy's own
+    log-probs, clipped per ``vllm_importance_sampling_mode``, and the loss (value and gradient)
+    equals TRL's own vLLM-path loss with that ratio. Runs on any CPU (bf16 is emulated where
+    it is not native)."""
+    from alignkit.training import grpo
+
+    monkeypatch.setattr("alignkit.training.rollout.pick_dtype", lambda *args: torch.bfloat16)
+    # the policy in float32 (no autocast), so the two losses compare to float32 rounding
+    trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), generations=4, tokens=8,
+                            temperature=0.7, compute=torch.float32, vllm_importance_sampling_mode=mode,
+                            vllm_importance_sampling_clip_max=1.02 if mode == "token_truncate" else 3.0)
+    seen = {}
+    original_weights, original_correct = grpo.importance_weights, trainer._correct_mismatch
+
+    def weights(*args, **kwargs):
+        seen["w"] = original_weights(*args, **kwargs)
+        seen["policy"], seen["sampler"] = args[0], args[1]
+        return seen["w"]
+
+    def correct(output):
+        seen["A"] = output["advantages"].clone()
+        original_correct(output)
+
+    monkeypatch.setattr(grpo, "importance_weights", weights)
+    trainer._correct_mismatch = correct
+    batch = [{"prompt": [{"role": "user", "content": "Name a colour."}]}] * 4
+    trainer.model.train()  # as in a training step (the adapter has no dropout)
+    out = trainer._generate_and_score_completions(batch)
+    assert trainer.inference_copy.dtype == torch.bfloat16 and trainer.corrects_mismatch(trainer.inference_copy)
+    w, A, mask = seen["w"], seen["A"], out["completion_mask"].bool()
+    assert w.shape == ((4, 1) if mode.startswith("sequence") else mask.shape)
+    torch.testing.assert_close(out["advantages"], A[:, None] * w)
+    # the sampler's log-probs are the copy's: close to the policy's, yet not the same numbers
+    gap = (seen["policy"] - seen["sampler"]).abs()[mask]
+    assert 0 < gap.mean() < 0.1 and gap.max() < 1.0, gap
+    if mode == "token_truncate":
+        assert (w[mask] < 1).any() and w.max() <= 1.02  # the clip bites: the check is not vacuous
+    logged = trainer._metrics["train"]["sampling/sampling_logp_difference/mean"]
+    assert logged and logged[-1] == pytest.approx(gap.mean().item(), rel=1e-5)
+
+    def loss_and_grads(inputs):
+        trainer.model.zero_grad()
+        loss = trainer._compute_loss(trainer.model, inputs)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    trainer.current_gradient_accumulation_steps = 1  # what Trainer sets before a training step
+    ours, ours_grads = loss_and_grads(out)
+    monkeypatch.setattr(trainer, "use_vllm", True)  # TRL's own vLLM path, handed the same ratio
+    trl_inputs = {**out, "advantages": A, "importance_sampling_ratio": w}
+    theirs, their_grads = loss_and_grads(trl_inputs)
+    torch.testing.assert_close(ours, theirs)
+    assert ours_grads.keys() == their_grads.keys() and ours_grads
+    for name, grad in ours_grads.items():
+        torch.testing.assert_close(grad, their_grads[name], rtol=1e-4, atol=1e-6)  # float32 rounding
+
+
 def _merged_weights(policy):
     """The policy's weights with the adapter merged, computed independently (peft's merge_and_unload
     on a copy), for the tensors LoRA adapts."""

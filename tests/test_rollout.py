@@ -12,6 +12,7 @@ import torch
 from alignkit.training.rollout import (
     InferenceCopy,
     completion_logps,
+    importance_weights,
     sampling_mismatch,
     supports_inference_copy,
 )
@@ -84,6 +85,60 @@ def test_a_shared_prompt_prefilled_once_samples_the_same_tokens(group):
     assert torch.equal(draws[0], draws[1])
     torch.manual_seed(8)
     assert not torch.equal(sampler.generate(ids, mask, config, group=group), draws[0]), "the seed does not matter?"
+
+
+@pytest.mark.parametrize("top_k", [0, 5])
+def test_the_samplers_log_probs_are_those_of_the_distribution_it_drew_from(top_k):
+    """The copy returns log p(token) after every logits processor (temperature, top-k, the EOS ban
+    of min_new_tokens), as vLLM's processed log-probs:
+    a teacher-forced forward of the same sequences, warped the same way, gives the same numbers."""
+    from transformers import GenerationConfig
+
+    sampler = InferenceCopy(tiny_lora_model(), dtype=torch.float32)
+    config = GenerationConfig(do_sample=True, max_new_tokens=8, min_new_tokens=8, temperature=0.7, top_k=top_k,
+                              top_p=1.0, pad_token_id=0, eos_token_id=1)
+    ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = (ids != 0).long()
+    torch.manual_seed(0)
+    plain = sampler.generate(ids, mask, config)
+    torch.manual_seed(0)
+    seqs, logps = sampler.generate(ids, mask, config, logprobs=True)
+    assert torch.equal(seqs, plain) and logps.shape == (2, 8)  # asking for log-probs changes no draw
+    full = torch.cat([mask, torch.ones(2, 8, dtype=mask.dtype)], 1)
+    with torch.no_grad():
+        positions = (full.cumsum(-1) - 1).clamp(min=0)  # as generate counts them: real tokens only
+        logits = sampler.model(input_ids=seqs, attention_mask=full, position_ids=positions).logits[:, -9:-1] / 0.7
+    logits[..., 1] = -float("inf")  # min_new_tokens bars EOS: part of the distribution drawn from
+    if top_k:
+        logits = logits.masked_fill(logits < logits.topk(top_k, -1).values[..., -1:], -float("inf"))
+    expected = torch.log_softmax(logits, -1).gather(-1, seqs[:, -8:, None]).squeeze(-1)
+    assert torch.allclose(logps, expected, atol=1e-4), (logps - expected).abs().max()
+    assert (logps < 0).all() and (logps > -30).all()
+
+
+def test_importance_weights_follow_trls_four_modes():
+    policy = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.4, 0.4, 0.1]]))
+    sampler = torch.log(torch.tensor([[0.25, 0.4, 0.3], [0.4, 0.2, 0.9]]))
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])  # the last token of row 2 is padding
+    ratio = torch.tensor([[2.0, 0.5, 3.0], [1.0, 2.0, 1.0]])  # pi / mu, padding counts as 1
+    close = dict(rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(importance_weights(policy, sampler, mask, mode="token_truncate", clip_max=2.5),
+                               ratio.clamp(max=2.5), **close)
+    torch.testing.assert_close(importance_weights(policy, sampler, mask, mode="token_mask", clip_min=0.6,
+                                                  clip_max=2.5),
+                               torch.tensor([[2.0, 0.0, 0.0], [1.0, 2.0, 1.0]]), **close)
+    seq = ratio.prod(-1, keepdim=True)  # 3.0 and 2.0
+    torch.testing.assert_close(importance_weights(policy, sampler, mask, mode="sequence_truncate", clip_max=2.5),
+                               seq.clamp(max=2.5), **close)
+    torch.testing.assert_close(importance_weights(policy, sampler, mask),  # TRL's default: mask above 3
+                               seq, **close)
+    torch.testing.assert_close(importance_weights(policy, sampler, mask, clip_max=2.5),
+                               torch.tensor([[0.0], [2.0]]), **close)
+    nan = sampler.clone()
+    nan[0, 0] = float("nan")  # a token the sampler could not score counts as no difference
+    assert importance_weights(policy, nan, mask, mode="token_truncate")[0, 0] == 1.0
+    with pytest.raises(ValueError, match="sequence_mask"):
+        importance_weights(policy, sampler, mask, mode="tis")
 
 
 def test_completion_only_log_probs_equal_trls_fused_head():

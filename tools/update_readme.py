@@ -57,7 +57,8 @@ def recipes_markdown(prompt_tokens: int = 256) -> str:
     return "\n".join(lines) + "\n"
 
 
-VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)", "trl-lora": "plain TRL 1.16 defaults, LoRA",
+VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)",
+                 "alignkit-no-is": "alignkit without the mismatch correction", "trl-lora": "plain TRL 1.16 defaults, LoRA",
                  "trl-lora-fp32": "plain TRL defaults, LoRA, `bf16=False`", "trl-full": "plain TRL defaults, full FT"}
 
 
@@ -93,13 +94,19 @@ def performance_markdown(path: str = BENCHMARK) -> str:
              "alignkit's speed-up |", "|---|---|---|---|---|---|---|---|"]
     base = data["grpo"].get("alignkit", {}).get("step")
     for name, r in data["grpo"].items():
-        speed = f"{r['step'] / base:.1f}x" if base and name != "alignkit" else ""
+        speed = f"{r['step'] / base:.1f}x" if base and name.startswith("trl") else ""
         lines.append(f"| {VARIANT_NAMES.get(name, name)} | `{r['settings']}` | {r['generation']:.2f} | "
                      f"{r['loss_forward']:.2f} | {r['backward']:.2f} | {r['step']:.2f} | "
                      f"{r['step'] / roof['roofline_s']:.2f} | {speed} |")
     if "sampling_kl" in data["grpo"].get("alignkit", {}):
         lines += ["", f"Training-inference mismatch of alignkit's rollouts (KL(sampler || trained policy) per "
                       f"token, after training): {data['grpo']['alignkit']['sampling_kl']:.1e} nats."]
+    tis = data["grpo"].get("alignkit", {}).get("importance_sampling")
+    if tis:
+        lines[-1] += (f" Corrected as TRL corrects vLLM's rollouts (`vllm_importance_sampling_*`): mean |log pi - "
+                      f"log mu| of a sampled token {tis['sampling_logp_difference/mean']:.3f}, importance "
+                      f"weight {tis['importance_sampling_ratio/min']:.2f} to {tis['importance_sampling_ratio/max']:.2f}"
+                      f" (mean {tis['importance_sampling_ratio/mean']:.3f}).")
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,12 @@ from alignkit.models import load_policy, load_tokenizer
 from alignkit.runtime import progress_bars, vllm_dtype
 from alignkit.scale import Scale
 from alignkit.training.common import checked_reward, make_config, without_printed_logs
-from alignkit.training.rollout import InferenceCopy, completion_logps, supports_inference_copy
+from alignkit.training.rollout import (
+    InferenceCopy,
+    completion_logps,
+    importance_weights,
+    supports_inference_copy,
+)
 
 # The GRPO algorithm's own settings (Shao et al. 2024, DeepSeekMath, section 4.1), written out
 # because TRL's defaults differ from them and change between releases.
@@ -211,16 +216,31 @@ class FastGRPOTrainer(GRPOTrainer):
         text_only = images is None and not multimodal_fields and not has_tool_images
         sampler = self.rollout_sampler() if text_only else None
         if sampler is not None:
-            return self._sample_from_copy(sampler, prompt_ids), None
+            return self._sample_from_copy(sampler, prompt_ids, logprobs=self.corrects_mismatch(sampler))
         args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         if self.use_vllm or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._generate_single_turn(*args)
         with merged_adapters(self.accelerator.unwrap_model(self.model)):
             return super()._generate_single_turn(*args)
 
-    def _sample_from_copy(self, sampler: InferenceCopy, prompt_ids: list[list[int]]) -> list[list[int]]:
+    def corrects_mismatch(self, sampler: InferenceCopy) -> bool:
+        """True where rollouts from ``sampler`` get TRL's importance-sampling correction.
+
+        That is where the copy and the trained policy compute in different precision (a bfloat16
+        copy, or bf16/fp16 autocast of the float32 master weights) and ``GRPOConfig``'s
+        ``vllm_importance_sampling_correction`` (default True) is on: TRL applies it to vLLM
+        rollouts only. A float32 copy of a float32 policy samples the policy's own distribution
+        to ~1e-8 nats a token (tests/test_fast_grpo.py), so it needs none and skips the extra
+        forward pass that the correction costs.
+        """
+        low_precision = sampler.dtype != torch.float32 or self.args.bf16 or self.args.fp16
+        return bool(self.args.vllm_importance_sampling_correction and low_precision)
+
+    def _sample_from_copy(self, sampler: InferenceCopy, prompt_ids: list[list[int]], *, logprobs: bool = False):
         """Sample one completion per prompt (left-padded into one batch, each group's shared prompt
-        prefilled once), cut after the first EOS, as TRL's own transformers path does."""
+        prefilled once), cut after the first EOS, as TRL's own transformers path does. Returns the
+        completions and, with ``logprobs``, the sampler's log-prob of each of their tokens (else
+        None), as TRL's ``_generate_single_turn`` does."""
         from trl.trainer.utils import pad
 
         prompts = [torch.tensor(ids) for ids in prompt_ids]
@@ -229,13 +249,62 @@ class FastGRPOTrainer(GRPOTrainer):
         attention_mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left",
                              pad_to_multiple_of=self.pad_to_multiple_of)
         out = sampler.generate(input_ids, attention_mask, sampler.model.generation_config,
-                               group=self.num_generations)
-        completions = []
+                               group=self.num_generations, logprobs=logprobs)
+        out, token_logps = out if logprobs else (out, None)
+        completions, kept_logps = [], []
         eos = set(self.eos_token_ids)
-        for row in out[:, input_ids.size(1):].tolist():
-            end = next((i + 1 for i, tok in enumerate(row) if tok in eos), len(row))
+        for i, row in enumerate(out[:, input_ids.size(1):].tolist()):
+            end = next((j + 1 for j, tok in enumerate(row) if tok in eos), len(row))
             completions.append(row[:end])
-        return completions
+            if logprobs:
+                kept_logps.append(token_logps[i, :end].tolist())
+        return completions, (kept_logps if logprobs else None)
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if output.get("sampling_per_token_logps") is not None and not self.use_vllm:
+            self._correct_mismatch(output)
+        return output
+
+    def _correct_mismatch(self, output: dict) -> None:
+        """TRL's truncated importance sampling for the inference copy's rollouts, in place.
+
+        The weight ``w = pi / mu`` (:func:`~alignkit.training.rollout.importance_weights`, with
+        ``GRPOConfig``'s ``vllm_importance_sampling_mode`` and clips) compares the trained policy's
+        log-probs of the sampled tokens, from one no-grad forward pass, with the copy's. TRL
+        multiplies each token's loss by ``w`` only under vLLM; every GRPO loss TRL has is linear
+        in the advantage and ``w >= 0``, so the same correction is the per-token advantage
+        ``A * w``, which TRL's loss takes as a ``(rows, tokens)`` tensor. The mismatch is logged
+        under TRL's names (``sampling/sampling_logp_difference/*``,
+        ``sampling/importance_sampling_ratio/*``).
+        """
+        mode = "train" if self.model.training else "eval"
+        prompt, completion = output["prompt_ids"], output["completion_ids"]
+        mask = output["completion_mask"] * output.get("tool_mask", 1)
+        policy_logps = output.get("old_per_token_logps")  # TRL computed it where steps are misaligned
+        if policy_logps is None:
+            batch = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+            with torch.no_grad():
+                policy_logps, _, _ = self._get_per_token_logps_and_entropies(
+                    self.model, torch.cat([prompt, completion], 1),
+                    torch.cat([output["prompt_mask"], output["completion_mask"]], 1), completion.size(1),
+                    batch_size=batch)
+        sampler_logps = output["sampling_per_token_logps"]
+        args = self.args
+        w = importance_weights(policy_logps, sampler_logps, mask, mode=args.vllm_importance_sampling_mode,
+                               clip_min=args.vllm_importance_sampling_clip_min,
+                               clip_max=args.vllm_importance_sampling_clip_max)
+        advantages = output["advantages"]
+        output["advantages"] = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages) * w
+        delta = (policy_logps - sampler_logps).abs()[mask.bool() & ~torch.isnan(sampler_logps)]
+        if delta.numel():
+            flat = w.flatten() if w.size(1) == 1 else w[mask.bool()]
+            for name, value in (("sampling_logp_difference/mean", delta.mean()),
+                                ("sampling_logp_difference/max", delta.max()),
+                                ("importance_sampling_ratio/min", flat.min()),
+                                ("importance_sampling_ratio/mean", flat.mean()),
+                                ("importance_sampling_ratio/max", flat.max())):
+                self._metrics[mode][f"sampling/{name}"].append(float(value))
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
                                            batch_size=None, compute_entropy=False, compute_aux_loss=False,

@@ -12,6 +12,7 @@ limit); chapter 0 introduces it.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 
@@ -178,13 +179,18 @@ class InferenceCopy:
                 module.repack()
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config, *,
-                 group: int = 1) -> torch.Tensor:
+                 group: int = 1, logprobs: bool = False):
         """``generate`` on the copy with the trainer's own ``GenerationConfig`` (same sampling).
 
         ``group``: GRPO's rows come in runs of ``num_generations`` copies of one prompt. When every
         run of ``group`` rows holds one (left-padded) prompt and the cache is the dynamic one, the
         prompt is prefilled once per run and its KV cache repeated to the run's rows: the same
         keys and values (up to float rounding) for 1/``group`` of the prefill's matmuls.
+
+        ``logprobs``: also return the sampler's log-probability of each new token, ``(rows, new
+        tokens)``, from the distribution it was drawn from (after temperature, top-k and top-p: the
+        "processed" log-probs TRL's importance-sampling correction asks of vLLM). Returns the
+        sequences, or ``(sequences, logprobs)``.
         """
         with torch.inference_mode():
             cache = None
@@ -192,8 +198,17 @@ class InferenceCopy:
                 cache = self._prefill(input_ids[::group, :-1], attention_mask[::group, :-1])
                 cache.batch_repeat_interleave(group)
             kwargs = {} if cache is None else {_cache_kwarg(self.model): cache}
-            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                       generation_config=generation_config, **kwargs)
+            if logprobs:
+                generation_config = copy.copy(generation_config)
+                generation_config.update(return_dict_in_generate=True, output_scores=True)
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                      generation_config=generation_config, **kwargs)
+            if not logprobs:
+                return out
+            new = out.sequences[:, input_ids.size(1):]
+            steps = [torch.log_softmax(s.float(), -1).gather(-1, new[:, t, None])
+                     for t, s in enumerate(out.scores)]
+            return out.sequences, torch.cat(steps, -1)
 
     def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """The dynamic KV cache of ``input_ids`` (left-padded: positions count real tokens only)."""
@@ -267,3 +282,33 @@ def sampling_mismatch(policy, sampler, input_ids: torch.Tensor, attention_mask: 
     targets = input_ids[:, -logits_to_keep:, None]
     diff = (logq.gather(-1, targets) - logp.gather(-1, targets)).squeeze(-1)[mask].abs()
     return {"kl": float(kl.mean()), "max_abs_logp": float(diff.max())}
+
+
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+
+
+def importance_weights(policy_logps: torch.Tensor, sampler_logps: torch.Tensor, mask: torch.Tensor, *,
+                       mode: str = "sequence_mask", clip_min: float | None = None,
+                       clip_max: float | None = 3.0) -> torch.Tensor:
+    """Truncated or masked importance weights ``pi / mu`` for rollouts drawn from a sampler ``mu``
+    that is not exactly the trained policy ``pi``: TRL's vLLM correction, in its four modes.
+
+    ``policy_logps`` and ``sampler_logps`` are ``(rows, tokens)`` log-probs of the sampled tokens;
+    ``mask`` marks the completion tokens. ``token_*`` gives one weight per token, ``sequence_*``
+    one per row (the product over its tokens). ``*_truncate`` clamps the weights to ``[clip_min,
+    clip_max]`` (truncated importance sampling, Yao et al. 2025); ``*_mask`` sets weights outside
+    it to 0. Same modes, defaults and arithmetic as ``GRPOConfig.vllm_importance_sampling_*``; a
+    NaN log-prob counts as no difference. Used by :class:`alignkit.training.FastGRPOTrainer` when
+    its inference copy samples in bfloat16 (issue 18).
+    """
+    if mode not in IS_MODES:
+        raise ValueError(f"importance-sampling mode must be one of {IS_MODES}, got {mode!r}")
+    diff = torch.nan_to_num((policy_logps - sampler_logps) * mask, nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)
+    ratio = diff.exp()
+    if mode.endswith("truncate"):
+        return ratio.clamp(min=clip_min, max=clip_max)
+    lo = -math.inf if clip_min is None else clip_min
+    hi = math.inf if clip_max is None else clip_max
+    return ratio.masked_fill((ratio < lo) | (ratio > hi), 0.0)
