@@ -145,9 +145,9 @@ def grpo_step(kind: str, g: int, t: int, steps: int) -> dict:
                           f"loss={trainer.args.loss_type} lr={trainer.args.learning_rate}")
     if kind == "alignkit":
         result["sampling_kl"] = rollout_mismatch(trainer)
-        logged = trainer._metrics["train"]  # TRL's names for the correction's statistics, per step
-        result["importance_sampling"] = {k.removeprefix("sampling/"): statistics.mean(logged[k])
-                                         for k in SAMPLING_METRICS if logged.get(k)}
+        logged = [row for row in trainer.state.log_history if SAMPLING_METRICS[0] in row]  # TRL's names, per step
+        result["importance_sampling"] = {k.removeprefix("sampling/"): statistics.mean(row[k] for row in logged)
+                                         for k in SAMPLING_METRICS if logged}
     return result
 
 

@@ -181,8 +181,9 @@ def test_the_inference_copy_samples_what_trl_samples(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["sequence_mask", "token_truncate"])
-def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path, monkeypatch, mode):
+@pytest.mark.parametrize("mode, loss", [("sequence_mask", "grpo"), ("token_truncate", "grpo"),
+                                        ("token_truncate", "vespo")])
+def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path, monkeypatch, mode, loss):
     """A bfloat16 copy samples from a slightly different distribution than the float32 policy.
     The trainer corrects it as TRL corrects vLLM's rollouts: w = pi / mu from the copy's own
     log-probs, clipped per ``vllm_importance_sampling_mode``, and the loss (value and gradient)
@@ -193,7 +194,7 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
     monkeypatch.setattr("alignkit.training.rollout.pick_dtype", lambda *args: torch.bfloat16)
     # the policy in float32 (no autocast), so the two losses compare to float32 rounding
     trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), generations=4, tokens=8,
-                            temperature=0.7, compute=torch.float32, vllm_importance_sampling_mode=mode,
+                            temperature=0.7, compute=torch.float32, vllm_importance_sampling_mode=mode, loss_type=loss,
                             vllm_importance_sampling_clip_max=1.02 if mode == "token_truncate" else 3.0)
     seen = {}
     original_weights, original_correct = grpo.importance_weights, trainer._correct_mismatch
@@ -215,7 +216,10 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
     assert trainer.inference_copy.dtype == torch.bfloat16 and trainer.corrects_mismatch(trainer.inference_copy)
     w, A, mask = seen["w"], seen["A"], out["completion_mask"].bool()
     assert w.shape == ((4, 1) if mode.startswith("sequence") else mask.shape)
-    torch.testing.assert_close(out["advantages"], A[:, None] * w)
+    if loss == "vespo":  # VESPO takes the ratio into its own weights (TRL hands it over, vLLM or not)
+        assert out["importance_sampling_ratio"] is w and torch.equal(out["advantages"], A)
+    else:
+        torch.testing.assert_close(out["advantages"], A[:, None] * w)
     # the sampler's log-probs are the copy's: close to the policy's, yet not the same numbers
     gap = (seen["policy"] - seen["sampler"]).abs()[mask]
     assert 0 < gap.mean() < 0.1 and gap.max() < 1.0, gap
@@ -233,7 +237,7 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
     trainer.current_gradient_accumulation_steps = 1  # what Trainer sets before a training step
     ours, ours_grads = loss_and_grads(out)
     monkeypatch.setattr(trainer, "use_vllm", True)  # TRL's own vLLM path, handed the same ratio
-    trl_inputs = {**out, "advantages": A, "importance_sampling_ratio": w}
+    trl_inputs = {**out, "advantages": A, "importance_sampling_ratio": w}  # what TRL's vLLM path hands its loss
     theirs, their_grads = loss_and_grads(trl_inputs)
     torch.testing.assert_close(ours, theirs)
     assert ours_grads.keys() == their_grads.keys() and ours_grads

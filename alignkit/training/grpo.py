@@ -272,9 +272,10 @@ class FastGRPOTrainer(GRPOTrainer):
         The weight ``w = pi / mu`` (:func:`~alignkit.training.rollout.importance_weights`, with
         ``GRPOConfig``'s ``vllm_importance_sampling_mode`` and clips) compares the trained policy's
         log-probs of the sampled tokens, from one no-grad forward pass, with the copy's. TRL
-        multiplies each token's loss by ``w`` only under vLLM; every GRPO loss TRL has is linear
-        in the advantage and ``w >= 0``, so the same correction is the per-token advantage
-        ``A * w``, which TRL's loss takes as a ``(rows, tokens)`` tensor. The mismatch is logged
+        multiplies each token's loss by ``w`` only under vLLM; its other GRPO losses are linear in
+        the advantage and ``w >= 0``, so the same correction is the per-token advantage ``A * w``,
+        which TRL's loss takes as a ``(rows, tokens)`` tensor (VESPO reads ``w`` itself, as TRL
+        hands it over). The mismatch is logged
         under TRL's names (``sampling/sampling_logp_difference/*``,
         ``sampling/importance_sampling_ratio/*``).
         """
@@ -294,8 +295,11 @@ class FastGRPOTrainer(GRPOTrainer):
         w = importance_weights(policy_logps, sampler_logps, mask, mode=args.vllm_importance_sampling_mode,
                                clip_min=args.vllm_importance_sampling_clip_min,
                                clip_max=args.vllm_importance_sampling_clip_max)
-        advantages = output["advantages"]
-        output["advantages"] = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages) * w
+        if self.loss_type == "vespo":  # TRL's VESPO folds the ratio into its own weights, vLLM or not
+            output["importance_sampling_ratio"] = w
+        else:
+            advantages = output["advantages"]
+            output["advantages"] = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages) * w
         delta = (policy_logps - sampler_logps).abs()[mask.bool() & ~torch.isnan(sampler_logps)]
         if delta.numel():
             flat = w.flatten() if w.size(1) == 1 else w[mask.bool()]
