@@ -188,9 +188,11 @@ class InferenceCopy:
         keys and values (up to float rounding) for 1/``group`` of the prefill's matmuls.
 
         ``logprobs``: also return the sampler's log-probability of each new token, ``(rows, new
-        tokens)``, from the distribution it was drawn from (after temperature, top-k and top-p: the
-        "processed" log-probs TRL's importance-sampling correction asks of vLLM). Returns the
-        sequences, or ``(sequences, logprobs)``.
+        tokens)``, as the trainer scores its policy: ``log_softmax(logits / temperature)`` over the
+        whole vocabulary, before top-k, top-p and the other logits processors. Compared with the
+        policy's own log-prob of the same token, it then measures the precision mismatch alone:
+        the truncation of top-k / top-p is the same for both models and is not corrected by TRL's
+        own (non-vLLM) path either. Returns the sequences, or ``(sequences, logprobs)``.
         """
         with torch.inference_mode():
             cache = None
@@ -200,14 +202,15 @@ class InferenceCopy:
             kwargs = {} if cache is None else {_cache_kwarg(self.model): cache}
             if logprobs:
                 generation_config = copy.copy(generation_config)
-                generation_config.update(return_dict_in_generate=True, output_scores=True)
+                generation_config.update(return_dict_in_generate=True, output_logits=True)
             out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                       generation_config=generation_config, **kwargs)
             if not logprobs:
                 return out
             new = out.sequences[:, input_ids.size(1):]
-            steps = [torch.log_softmax(s.float(), -1).gather(-1, new[:, t, None])
-                     for t, s in enumerate(out.scores)]
+            temperature = generation_config.temperature or 1.0
+            steps = [torch.log_softmax(raw.float() / temperature, -1).gather(-1, new[:, t, None])
+                     for t, raw in enumerate(out.logits)]
             return out.sequences, torch.cat(steps, -1)
 
     def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):

@@ -212,7 +212,8 @@ def _curves(trainer) -> dict:
     keep = {"reward": "reward", "completions/mean_length": "length_tokens", "kl": "kl", "loss": "loss",
             # the bf16 sampler's mismatch and its importance weights (FastGRPOTrainer, where it corrects)
             "sampling/sampling_logp_difference/mean": "sampler_logp_gap",
-            "sampling/importance_sampling_ratio/min": "is_weight_min"}
+            "sampling/importance_sampling_ratio/min": "is_weight_min",
+            "sampling/importance_sampling_ratio/mean": "is_weight_mean"}
     return {"step": [int(s) for s in frame.index]} | {
         new: [float(v) for v in frame[old]] for old, new in keep.items() if old in frame}
 
