@@ -108,7 +108,7 @@ SIZES = {  # the experiment's sizes per scale, read with sizes()
     # taken as the third pilot, it projects +-0.047 for 5 seeds); 24 hard prompts (the lowest-BLEU 24
     # of 64), so every run takes 24 steps of 1 prompt x 8 completions (4 prompts a step, the paper's,
     # costs 4x a step on 2 cores); 5 seeds of the two GRPO arms, SFT on the first 2 (GRPO-BLEU vs SFT
-    # was decided by -0.34 [-0.41, -0.28] with two); 94 min on 2 cores (AVX512-BF16), +-0.047 measured
+    # was decided by -0.34 [-0.41, -0.28] with two); 70 min on 2 cores (AVX512-BF16), +-0.036 measured
     "cpu": ExperimentConfig(model="smollm2-135m", pool=64, k_hard=24, prompts_per_step=1, num_generations=8,
                             max_completion_length=48, n_refs=4, n_agree=64, agree_samples=4, rm_pairs=96,
                             n_eval=150, n_unseen=300, lr=5e-4, seeds=(0, 1, 2, 3, 4), sft_seeds=2),

@@ -1,6 +1,6 @@
 """Chapter 1's experiment: the agreement study and GRPO-BLEU vs GRPO-RM vs SFT, end to end.
 
-    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 94 min on 2 cores (5 seeds x 24 steps, SFT on 2; 450 evaluation prompts)
+    python -m alignkit.chapters.bleuberi.experiment --scale cpu      # 70 min on 2 cores (5 seeds x 24 steps, SFT on 2; 450 evaluation prompts)
     python -m alignkit.chapters.bleuberi.experiment --scale smoke    # ~1-2 min, every code path
 
 Stages, each saved atomically under ``runs/01_bleuberi/<scale>/`` so that an interrupted run
