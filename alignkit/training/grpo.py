@@ -275,9 +275,8 @@ class FastGRPOTrainer(GRPOTrainer):
         multiplies each token's loss by ``w`` only under vLLM; its other GRPO losses are linear in
         the advantage and ``w >= 0``, so the same correction is the per-token advantage ``A * w``,
         which TRL's loss takes as a ``(rows, tokens)`` tensor (VESPO reads ``w`` itself, as TRL
-        hands it over). The mismatch is logged
-        under TRL's names (``sampling/sampling_logp_difference/*``,
-        ``sampling/importance_sampling_ratio/*``).
+        hands it over). The mismatch is logged under TRL's names
+        (``sampling/sampling_logp_difference/*``, ``sampling/importance_sampling_ratio/*``).
         """
         mode = "train" if self.model.training else "eval"
         prompt, completion = output["prompt_ids"], output["completion_ids"]
