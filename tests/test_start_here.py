@@ -63,3 +63,27 @@ def test_held_out_scores_on_the_bundled_model():
     assert scores["correct"][0] == 1.0  # the worked example itself: the model copies "4 + 3 = 7"
     again = held_out_scores(model, tokenizer, pairs, n=2, seed=0, max_new_tokens=8)
     assert again.equals(scores)  # seeded: the same table twice
+
+
+def test_seed_study_keeps_each_finished_seed(tmp_path, monkeypatch):
+    """A seed already in the results file (at the same learning rate) is not trained again, and the
+    file is rewritten after every seed, so an interrupted study resumes."""
+    import json
+
+    from alignkit.chapters import start_here
+
+    calls = []
+
+    def fake_run(scale_name, seed, learning_rate):
+        calls.append(seed)
+        return {"seed": seed, "learning_rate": learning_rate, "accuracy": [0.25, 0.5]}
+
+    monkeypatch.setattr(start_here, "demo_run", fake_run)
+    out = tmp_path / "seeds.json"
+    first = start_here.seed_study((0, 1), "smoke", 2e-4, out)
+    again = start_here.seed_study((0, 1, 2), "smoke", 2e-4, out)
+    other_lr = start_here.seed_study((0,), "smoke", 5e-4, out)
+    assert calls == [0, 1, 2, 0]
+    assert [r["seed"] for r in first] == [0, 1] and [r["seed"] for r in again] == [0, 1, 2]
+    assert other_lr[0]["learning_rate"] == 5e-4
+    assert len(json.loads(out.read_text())["runs"]) == 4

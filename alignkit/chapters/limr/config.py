@@ -54,9 +54,9 @@ TOY_SIZES: dict[str, dict] = {
 # prompt tokens costs ~3 s on one core, so 512 rollouts take ~25 min.
 LM_SIZES: dict[str, dict] = {
     "smoke": dict(n_pool=2, epochs=2, prompts_per_step=2, num_generations=4, max_completion_length=16,
-                  n_eval=2, learning_rate=5e-4, temperature=1.0, shots=2),
+                  n_eval=2, learning_rate=2e-4, temperature=1.0, shots=2),
     "cpu": dict(n_pool=16, epochs=4, prompts_per_step=2, num_generations=8, max_completion_length=16,
-                n_eval=120, learning_rate=5e-4, temperature=1.0, shots=2),
+                n_eval=120, learning_rate=2e-4, temperature=1.0, shots=2),
 }
 
 HINT = "at gpu and cluster scale train with the recipes in alignkit/recipes/02_limr/"
