@@ -80,6 +80,6 @@ def test_paper_vs_ours_lists_every_paper_field(tmp_path):
     rows = limr_lm.paper_vs_ours(limr_lm.lm_grpo_config("cpu", str(tmp_path)))
     assert [f for f, _, _ in rows] == [*PAPER_GRPO, *PAPER_RUN]
     table = {f: (paper, ours) for f, paper, ours in rows}
-    assert table["temperature"] == (1.2, 1.0) and table["learning_rate"] == (5e-7, 5e-4)
+    assert table["temperature"] == (1.2, 1.0) and table["learning_rate"] == (5e-7, LM_SIZES["cpu"]["learning_rate"])
     with pytest.raises(ValueError, match="pass a trl.GRPOConfig"):
         limr_lm.paper_vs_ours(object())

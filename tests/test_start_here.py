@@ -87,3 +87,19 @@ def test_seed_study_keeps_each_finished_seed(tmp_path, monkeypatch):
     assert [r["seed"] for r in first] == [0, 1] and [r["seed"] for r in again] == [0, 1, 2]
     assert other_lr[0]["learning_rate"] == 5e-4
     assert len(json.loads(out.read_text())["runs"]) == 4
+
+
+def test_seed_table_reads_the_committed_study_and_an_absent_one(tmp_path):
+    """The chapter's seed table is the committed study, row for row; a scale never studied gives an
+    empty table with the same columns, not an error."""
+    import json
+
+    from alignkit.chapters.start_here import seed_table
+    from alignkit.runtime import results_root
+
+    runs = json.loads((results_root() / "00_start_here" / "seeds_cpu.json").read_text())["runs"]
+    table = seed_table("cpu")
+    assert table["seed"].tolist() == [r["seed"] for r in runs]
+    assert table["accuracy after"].tolist() == [r["accuracy"][1] for r in runs]
+    empty = seed_table("cpu", tmp_path / "absent.json")
+    assert empty.empty and list(empty.columns) == list(table.columns)

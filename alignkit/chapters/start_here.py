@@ -157,28 +157,50 @@ def demo_run(scale_name: str = "cpu", seed: int = 0, learning_rate: float = DEMO
                         zip(after["sum"][:4], before["greedy"][:4], after["greedy"][:4], strict=True)]}
 
 
+def _study_path(scale_name: str):
+    """Where :func:`seed_study` keeps a scale's runs: ``results/00_start_here/seeds_<scale>.json``."""
+    from alignkit.runtime import results_root
+
+    return results_root() / "00_start_here" / f"seeds_{scale_name}.json"
+
+
+def _study_runs(path) -> list[dict]:
+    """The runs a seed study file holds, none when it does not exist yet."""
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)["runs"]
+    except FileNotFoundError:
+        return []
+
+
 def seed_study(seeds=(0, 1, 2, 3), scale_name: str = "cpu", learning_rate: float = DEMO_LEARNING_RATE,
                out=None) -> list[dict]:
     """:func:`demo_run` for each seed, kept in ``results/00_start_here/seeds_<scale>.json`` (written
     after every seed, atomically): a seed already there at this learning rate is not run again.
     Chapter 0 shows the table: one seed's run alone cannot tell a method from luck."""
-    import json
-
     from alignkit.io import atomic_write_json
-    from alignkit.runtime import results_root
 
-    path = out or results_root() / "00_start_here" / f"seeds_{scale_name}.json"
-    try:
-        with open(path) as f:
-            runs = json.load(f)["runs"]
-    except FileNotFoundError:
-        runs = []
+    path = out or _study_path(scale_name)
+    runs = _study_runs(path)
     for seed in seeds:
         if any(r["seed"] == seed and r["learning_rate"] == learning_rate for r in runs):
             continue
         runs.append(demo_run(scale_name, seed, learning_rate))
         atomic_write_json(path, {"scale": scale_name, "runs": runs})
     return [r for r in runs if r["seed"] in seeds and r["learning_rate"] == learning_rate]
+
+
+def seed_table(scale_name: str = "cpu", path=None):
+    """The seed study kept by :func:`seed_study` as a table, one row a seed (empty when the study
+    was not run at this scale). Chapter 0 shows it next to its own seed's run."""
+    import pandas as pd
+
+    runs = _study_runs(path or _study_path(scale_name))
+    columns = ["seed", "learning rate", "accuracy before", "accuracy after", "reward after", "train s"]
+    return pd.DataFrame([[r["seed"], r["learning_rate"], *r["accuracy"], r["reward"][1], r["train_seconds"]]
+                         for r in runs], columns=columns)
 
 
 def main(argv=None) -> list[dict]:
