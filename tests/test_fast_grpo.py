@@ -144,8 +144,10 @@ def _prompt_ids(trainer, text="Name a colour."):
 def test_the_inference_copy_samples_what_trl_samples(tmp_path, monkeypatch):
     """Same seed, same prompts (two groups of 4, of different lengths, so one is left-padded): the
     copy (adapter merged, float32 here, each group's prompt prefilled once) draws the same tokens
-    as TRL's own generation with the unmerged adapter, and its next-token distributions match the
-    trained policy's to float rounding (the training-inference mismatch, in nats per token)."""
+    as TRL's own generation with the unmerged adapter when it samples as ``generate`` does, and its
+    next-token distributions match the trained policy's to float rounding (the training-inference
+    mismatch, in nats per token). Its own faster sampler draws other tokens from the same
+    distributions (tests/test_rollout.py)."""
     from trl import GRPOTrainer
 
     from alignkit.runtime import seed_everything
@@ -163,6 +165,7 @@ def test_the_inference_copy_samples_what_trl_samples(tmp_path, monkeypatch):
         if kind == "trl":
             draws[kind], _ = GRPOTrainer._generate_single_turn(trainer, prompts, None, {}, 8)
         elif kind == "copy":
+            trainer.rollout_sampler().fast_sampling = False  # multinomial, as generate draws
             draws[kind], logprobs = trainer._generate_single_turn(prompts, None, {}, 8)
             assert logprobs is None and trainer.inference_copy is not None
         else:
@@ -187,8 +190,9 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
     """A bfloat16 copy samples from a slightly different distribution than the float32 policy.
     The trainer corrects it as TRL corrects vLLM's rollouts: w = pi / mu from the copy's own
     log-probs, clipped per ``vllm_importance_sampling_mode``, and the loss (value and gradient)
-    equals TRL's own vLLM-path loss with that ratio. Runs on any CPU (bf16 is emulated where
-    it is not native)."""
+    equals TRL's own vLLM-path loss with that ratio. With one gradient step per generation batch
+    the policy's log-probs are the loss forward's own: no extra forward pass after sampling. Runs
+    on any CPU (bf16 is emulated where it is not native)."""
     from alignkit.training import grpo
 
     monkeypatch.setattr("alignkit.training.rollout.pick_dtype", lambda *args: torch.bfloat16)
@@ -196,25 +200,43 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
     trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), generations=4, tokens=8,
                             temperature=0.7, compute=torch.float32, vllm_importance_sampling_mode=mode, loss_type=loss,
                             vllm_importance_sampling_clip_max=1.02 if mode == "token_truncate" else 3.0)
-    seen = {}
+    seen, forwards = {}, []
     original_weights, original_correct = grpo.importance_weights, trainer._correct_mismatch
+    original_logps = trainer._completion_logps
 
     def weights(*args, **kwargs):
         seen["w"] = original_weights(*args, **kwargs)
         seen["policy"], seen["sampler"] = args[0], args[1]
         return seen["w"]
 
-    def correct(output):
+    def correct(output, **kwargs):
         seen["A"] = output["advantages"].clone()
-        original_correct(output)
+        original_correct(output, **kwargs)
+
+    def logps(*args, **kwargs):
+        forwards.append(torch.is_grad_enabled())
+        return original_logps(*args, **kwargs)
 
     monkeypatch.setattr(grpo, "importance_weights", weights)
-    trainer._correct_mismatch = correct
+    trainer._correct_mismatch, trainer._completion_logps = correct, logps
     batch = [{"prompt": [{"role": "user", "content": "Name a colour."}]}] * 4
     trainer.model.train()  # as in a training step (the adapter has no dropout)
     out = trainer._generate_and_score_completions(batch)
     assert trainer.inference_copy.dtype == torch.bfloat16 and trainer.corrects_mismatch(trainer.inference_copy)
-    w, A, mask = seen["w"], seen["A"], out["completion_mask"].bool()
+    assert not forwards and not seen and out.get("old_per_token_logps") is None  # deferred to the loss
+    A = out["advantages"].clone()
+
+    def loss_and_grads(inputs):
+        trainer.model.zero_grad()
+        loss = trainer._compute_loss(trainer.model, inputs)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    trainer.current_gradient_accumulation_steps = 1  # what Trainer sets before a training step
+    ours, ours_grads = loss_and_grads(out)
+    assert forwards == [True], "the correction took a forward pass of its own"
+    w, mask = seen["w"], out["completion_mask"].bool()
+    torch.testing.assert_close(seen["A"], A)
     assert w.shape == ((4, 1) if mode.startswith("sequence") else mask.shape)
     if loss == "vespo":  # VESPO takes the ratio into its own weights (TRL hands it over, vLLM or not)
         assert out["importance_sampling_ratio"] is w and torch.equal(out["advantages"], A)
@@ -227,15 +249,16 @@ def test_a_bf16_copys_rollouts_get_trls_importance_sampling_correction(tmp_path,
         assert (w[mask] < 1).any() and w.max() <= 1.02  # the clip bites: the check is not vacuous
     logged = trainer._metrics["train"]["sampling/sampling_logp_difference/mean"]
     assert logged and logged[-1] == pytest.approx(gap.mean().item(), rel=1e-5)
+    # the policy's log-probs the weights used are those of a separate no-grad forward, to rounding
+    with torch.no_grad():
+        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+        attn = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+        separate, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, ids.size(1) -
+                                                                     out["prompt_ids"].size(1))
+    torch.testing.assert_close(seen["policy"][mask], separate[mask], rtol=1e-5, atol=1e-5)
+    ours_again = trainer._compute_loss(trainer.model, out).detach()  # corrected once, not twice
+    torch.testing.assert_close(ours_again, ours)
 
-    def loss_and_grads(inputs):
-        trainer.model.zero_grad()
-        loss = trainer._compute_loss(trainer.model, inputs)
-        loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-
-    trainer.current_gradient_accumulation_steps = 1  # what Trainer sets before a training step
-    ours, ours_grads = loss_and_grads(out)
     monkeypatch.setattr(trainer, "use_vllm", True)  # TRL's own vLLM path, handed the same ratio
     trl_inputs = {**out, "advantages": A, "importance_sampling_ratio": w}  # what TRL's vLLM path hands its loss
     theirs, their_grads = loss_and_grads(trl_inputs)

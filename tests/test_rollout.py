@@ -11,9 +11,12 @@ import torch
 
 from alignkit.training.rollout import (
     InferenceCopy,
+    InverseCDFSampler,
     completion_logps,
+    fast_sampling,
     importance_weights,
     sampling_mismatch,
+    sampling_warpers,
     supports_inference_copy,
 )
 
@@ -85,6 +88,104 @@ def test_a_shared_prompt_prefilled_once_samples_the_same_tokens(group):
     assert torch.equal(draws[0], draws[1])
     torch.manual_seed(8)
     assert not torch.equal(sampler.generate(ids, mask, config, group=group), draws[0]), "the seed does not matter?"
+
+
+def _chi_square_p(draws: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's chi-square test of integer ``draws`` against the distribution ``probs`` (tokens
+    expected fewer than 5 times pooled into one cell); the p-value."""
+    from scipy.stats import chisquare
+
+    expected = probs.double() / probs.double().sum() * draws.numel()
+    observed = torch.bincount(draws.flatten(), minlength=probs.numel()).double()
+    big = expected >= 5
+    cells_o = torch.cat([observed[big], observed[~big].sum(0, keepdim=True)])
+    cells_e = torch.cat([expected[big], expected[~big].sum(0, keepdim=True)])
+    keep = cells_e > 0
+    return float(chisquare(cells_o[keep].numpy(), cells_e[keep].numpy()).pvalue)
+
+
+def test_the_inverse_cdf_sampler_draws_each_token_with_its_softmax_probability():
+    """200,000 rows of one distribution (a token of probability 0 among them): the drawn tokens
+    pass a chi-square test against softmax(scores), the zero one never comes, each row's output
+    is 0 at its draw and -inf elsewhere, and the test rejects a slightly different distribution."""
+    scores = torch.tensor([2.0, 0.5, -float("inf"), 1.0, -1.0, 0.0, 3.0])
+    probs = torch.softmax(scores, -1)
+    torch.manual_seed(0)
+    out = InverseCDFSampler()(None, scores.expand(200_000, -1).contiguous())
+    assert ((out == 0).sum(-1) == 1).all() and ((out == 0) | (out == -float("inf"))).all()
+    draws = out.argmax(-1)
+    assert (draws != 2).all()
+    assert _chi_square_p(draws, probs) > 1e-3
+    other = torch.softmax(scores + torch.tensor([0.05, 0, 0, 0, 0, 0, 0]), -1)
+    assert _chi_square_p(draws, other) < 1e-6, "the test cannot tell a 5% shift of one logit"
+
+
+def test_a_uniform_that_rounds_up_to_the_total_still_draws_a_possible_token(monkeypatch):
+    scores = torch.tensor([[1.0, 2.0, -float("inf"), -float("inf")]])
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, **kw))  # u = the total
+    assert InverseCDFSampler()(None, scores).argmax(-1).item() == 1
+
+
+@pytest.mark.parametrize("fields", [dict(temperature=1.0, top_k=0, top_p=1.0),  # GRPO_DEFAULTS
+                                    dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+                                    dict(temperature=1.3, top_k=5, repetition_penalty=1.2)])
+def test_the_warpers_are_the_ones_transformers_samples_with(fields):
+    """Scores through our warpers equal the scores through the warper part of transformers' own
+    processor list for the same config, and the greedy config keeps the other processors."""
+    from transformers import GenerationConfig
+
+    model = tiny_lora_model().get_base_model()
+    config = GenerationConfig(do_sample=True, pad_token_id=0, eos_token_id=1, max_new_tokens=4, **fields)
+    theirs = model._get_logits_processor(config, input_ids_seq_length=3, device="cpu")
+    greedy, ours = fast_sampling(config)
+    kept = model._get_logits_processor(greedy, input_ids_seq_length=3, device="cpu")
+    assert not greedy.do_sample and [type(p) for p in theirs][:len(kept)] == [type(p) for p in kept]
+    ids, scores = torch.tensor([[5, 6, 7]]), torch.randn(1, 97, generator=torch.Generator().manual_seed(0))
+    expected = scores.clone()
+    for p in theirs:
+        expected = p(ids, expected)
+    got = scores.clone()
+    for p in [*kept, *ours[:-1]]:
+        got = p(ids, got)
+    torch.testing.assert_close(got, expected)
+    assert isinstance(ours[-1], InverseCDFSampler)
+
+
+def test_configs_the_fast_sampler_does_not_cover_are_left_to_generate():
+    from transformers import GenerationConfig
+
+    assert sampling_warpers(GenerationConfig(do_sample=False)) is None
+    assert sampling_warpers(GenerationConfig(do_sample=True, typical_p=0.9)) is None
+    assert sampling_warpers(GenerationConfig(do_sample=True, epsilon_cutoff=3e-4)) is None
+    assert sampling_warpers(GenerationConfig(do_sample=True, num_beams=2)) is None
+    assert sampling_warpers(GenerationConfig(do_sample=True, top_k=0)) == []
+
+
+def test_the_copys_fast_draws_follow_the_policys_next_token_distribution():
+    """The copy's own sampler (inverse CDF, greedy generate) against the policy's softmax at the
+    first new token, over 20,000 rows of one prompt; with ``fast_sampling=False`` the copy draws
+    exactly what ``generate``'s multinomial draws."""
+    from transformers import GenerationConfig
+
+    model = tiny_lora_model()
+    with torch.no_grad():  # a random model's logits are nearly flat: spread them (the check then tells 0.8 from 0.85)
+        model.get_base_model().lm_head.weight.mul_(6)
+    config = GenerationConfig(do_sample=True, max_new_tokens=1, temperature=0.8, top_k=20, top_p=1.0,
+                              pad_token_id=0, eos_token_id=1)
+    ids = torch.tensor([[5, 6, 7, 8]] * 20_000)
+    mask = torch.ones_like(ids)
+    torch.manual_seed(0)
+    draws = InferenceCopy(model, dtype=torch.float32).generate(ids, mask, config, group=20_000)[:, -1]
+    with torch.no_grad():
+        logits = model(input_ids=ids[:1], attention_mask=mask[:1]).logits[0, -1] / 0.8
+    top = logits.topk(20)
+    probs = torch.zeros_like(logits).scatter_(0, top.indices, torch.softmax(top.values, -1))
+    assert _chi_square_p(draws, probs) > 1e-3
+    plain = InferenceCopy(model, dtype=torch.float32, fast_sampling=False)
+    torch.manual_seed(1)
+    theirs = model.generate(input_ids=ids[:8], attention_mask=mask[:8], generation_config=config)
+    torch.manual_seed(1)
+    assert torch.equal(plain.generate(ids[:8], mask[:8], config), theirs)
 
 
 @pytest.mark.parametrize("top_k", [0, 5])
