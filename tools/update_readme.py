@@ -65,9 +65,12 @@ VARIANT_NAMES = {"alignkit": "alignkit (`build_grpo_trainer`)",
 BENCHMARK = "benchmarks/grpo_cpu.json"  # one torch thread (OMP_NUM_THREADS=1)
 BENCHMARK_2T = "benchmarks/grpo_cpu_2threads.json"  # both cores; optional
 BENCHMARK_BF16 = "benchmarks/grpo_cpu_avx512bf16.json"  # both cores of a CPU with AVX512-BF16; optional
+BENCHMARK_AMX = "benchmarks/grpo_cpu_amx.json"  # both cores of an Intel CPU with AMX-BF16; optional
 MORE_BENCHMARKS = ((BENCHMARK_2T, "The same benchmark on both cores (2 torch threads)"),
                    (BENCHMARK_BF16, "On the other kind of CPU, one with AVX512-BF16 (native bfloat16), "
-                                    "both cores"))
+                                    "both cores"),
+                   (BENCHMARK_AMX, "On a third kind, an Intel CPU with AVX512-BF16 and AMX-BF16 (matrix "
+                                   "units), both cores"))
 
 
 def benchmark_has_roofline(path: str = BENCHMARK) -> bool:
