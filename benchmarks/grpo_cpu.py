@@ -39,7 +39,8 @@ from alignkit.scale import get_scale  # noqa: E402
 from alignkit.training import build_grpo_trainer  # noqa: E402
 
 PROMPT = "Tell me about the history of bridges."
-LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
+# LoRA as the chapters train it (alignkit.models.lora_config's dropout 0.05), the same for every variant
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}
 FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
 VARIANTS = ("alignkit", "alignkit-no-is", "trl-lora", "trl-lora-fp32")
 SAMPLING_METRICS = ("sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/min",
@@ -132,7 +133,7 @@ def grpo_step(kind: str, g: int, t: int, steps: int) -> dict:
         args = GRPOConfig(output_dir=out, num_generations=g, per_device_train_batch_size=g,
                           max_completion_length=t, max_steps=steps + 1, report_to="none",
                           generation_kwargs=forced, disable_tqdm=True, use_cpu=True, **fp32)
-        peft = lora_config({**LORA, "lora_dropout": 0.05}) if kind.startswith("trl-lora") else None
+        peft = lora_config(LORA) if kind.startswith("trl-lora") else None
         trainer = GRPOTrainer(model=resolve("smollm2-135m"), reward_funcs=brevity_reward, args=args,
                               train_dataset=dataset(steps + 1), peft_config=peft,
                               processing_class=load_tokenizer("smollm2-135m"))
