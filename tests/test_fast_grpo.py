@@ -17,6 +17,7 @@ from alignkit import training
 from alignkit.models import load_policy, load_tokenizer
 from alignkit.rewards import brevity_reward
 from alignkit.scale import get_scale
+from alignkit.training.fast_dropout import BitsDropout
 
 
 def lora_model_with_nonzero_adapter(seed=0):
@@ -79,7 +80,7 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
     trainer = training.build_grpo_trainer("smollm2-135m", rank_reward, data, scale=scale,
                                           output_dir=tmp_path, compute=torch.bfloat16)
     assert trainer.args.bf16 and not trainer.args.fp16
-    from alignkit.training.fast_dropout import BitsDropout  # the CPU fast path's LoRA dropout (p 0.05)
+    # the CPU fast path's LoRA dropout (the chapters' p 0.05)
     dropouts = [d for m in trainer.model.modules() if hasattr(m, "lora_dropout") for d in m.lora_dropout.values()]
     assert dropouts and all(type(d) is BitsDropout and d.p == 0.05 for d in dropouts)
     before = training.trainable_state(trainer.model)
