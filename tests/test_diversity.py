@@ -128,7 +128,7 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
     policy is the reference (LoRA B = 0), so both logged KLs are 0 and the KL term has no gradient;
     at step 2 it pulls the beta > 0 policy back. Adam normalises each update, so the penalty must
     outweigh the policy gradient within one step: hence beta = 10. Measured (seed 0, one CPU
-    thread): KL to the reference on fixed texts 0.055 at beta 0 vs 0.030 at beta 10; ~11 s a run."""
+    thread): KL to the reference on fixed texts 0.060 at beta 0 vs 0.042 at beta 10; ~11 s a run."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -157,7 +157,9 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
         for column in ("reward", "entropy", "distinct_1", "distinct_2", "kl_ref", "nll_per_token"):
             assert frame[column].map(math.isfinite).all(), (beta, column)
         assert frame["kl_ref"].iloc[0] == pytest.approx(0.0, abs=1e-5)  # step 1 samples from the reference
-        assert frame["kl_ref"].iloc[1] > 0.1  # step 2 samples from the moved policy
+        # step 2 samples from the moved policy: its estimate (log pi - log ref over 2 x 6 sampled
+        # tokens, either sign) is no longer 0; the KL itself is compared on fixed texts below
+        assert abs(frame["kl_ref"].iloc[1]) > 1e-4
         kl[beta] = kl_to_reference(trainer.model, tokenizer, texts)
     assert "kl" not in frames[0.0].columns  # TRL computes its KL only when beta > 0
     assert frames[10.0]["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6) and frames[10.0]["kl"].iloc[1] > 0
