@@ -124,11 +124,13 @@ def kl_to_reference(model, tokenizer, texts):
 
 @pytest.mark.slow
 def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
-    """Two GRPO steps (G=2, 6 tokens) at beta = 0 and beta = 10, same seed and data. At step 1 the
-    policy is the reference (LoRA B = 0), so both logged KLs are 0 and the KL term has no gradient;
-    at step 2 it pulls the beta > 0 policy back. Adam normalises each update, so the penalty must
-    outweigh the policy gradient within one step: hence beta = 10. Measured (seed 0, one CPU
-    thread): KL to the reference on fixed texts 0.060 at beta 0 vs 0.042 at beta 10; ~11 s a run."""
+    """Four GRPO steps (G=2, 6 tokens) at beta = 0 and beta = 10, same seed and data. At step 1
+    the policy is the reference (LoRA B = 0), so both logged KLs are 0 and the KL term has no
+    gradient; at steps 2-4 it pulls the beta > 0 policy back. Adam normalises each update, so the
+    penalty must outweigh the policy gradient within a few steps: hence beta = 10. Measured (seed
+    0, one CPU thread), KL to the reference on fixed texts, beta 0 vs beta 10: 0.46 vs 0.035 with
+    bf16 autocast (a CPU with AMX), 0.054 vs 0.014 in float32; two steps gave 0.042 vs 0.035 in
+    float32, too close to tell from the draw. ~20 s a run."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -136,8 +138,8 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
     from alignkit.scale import get_scale
     from alignkit.training import build_grpo_trainer, log_frame
 
-    scale = get_scale("smoke").replace(max_steps=2, num_generations=2, max_completion_length=6)
-    prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": "One sentence about the Louvre."}]}] * 2)
+    scale = get_scale("smoke").replace(max_steps=4, num_generations=2, max_completion_length=6)
+    prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": "One sentence about the Louvre."}]}] * 4)
     texts = ["The Louvre is a museum in Paris.", "It holds the Mona Lisa and many other paintings."]
     tokenizer = load_tokenizer(scale.model)
     kl, frames = {}, {}
@@ -153,7 +155,7 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         frames[beta] = frame = log_frame(trainer)
-        assert list(frame.index) == [1, 2]
+        assert list(frame.index) == [1, 2, 3, 4]
         for column in ("reward", "entropy", "distinct_1", "distinct_2", "kl_ref", "nll_per_token"):
             assert frame[column].map(math.isfinite).all(), (beta, column)
         assert frame["kl_ref"].iloc[0] == pytest.approx(0.0, abs=1e-5)  # step 1 samples from the reference
