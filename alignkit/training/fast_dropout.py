@@ -2,12 +2,13 @@
 
 peft puts an ``nn.Dropout`` in front of every LoRA adapter (210 of them in SmolLM2-135M with
 ``target_modules="all-linear"``), and torch's CPU ``bernoulli_`` draws one float from the
-Mersenne Twister for every element: in a GRPO step of 8 x 32 tokens on a 2-core Intel Sapphire
-Rapids that was 0.38 s of a 2.0 s forward and backward (issue 18). :class:`BitsDropout` draws
+Mersenne Twister for every element (3.7 ms for 592 x 1536 on a 2-core Intel Sapphire Rapids;
+the GRPO step of benchmarks/grpo_cpu.py, 8 x 32 tokens, went from 3.02 s to 2.93 s with
+:class:`BitsDropout`, issue 18). :class:`BitsDropout` draws
 64 random bits at a time and keeps an element when its 32 bits are at or above ``p * 2**32``:
 the same Bernoulli(1 - p) mask up to 2**-32 in the probability (float32 ``rand`` resolves
 2**-24), scaled by ``1 / (1 - p)`` like ``nn.Dropout``. Used by
-:class:`alignkit.training.FastGRPOTrainer` on the CPU fast path; chapter 0 introduces it.
+:class:`alignkit.training.FastGRPOTrainer` on the CPU fast path (every chapter's GRPO on a CPU).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ class BitsDropout(torch.nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)
         mask = keep_mask(x.shape, self.p, x.device)
         return x * mask.to(x.dtype) * (1.0 / (1.0 - self.p))
 
@@ -52,7 +51,7 @@ def use_bits_dropout(model: torch.nn.Module) -> int:
         if not isinstance(dropouts, torch.nn.ModuleDict):
             continue
         for name, dropout in dropouts.items():
-            if type(dropout) is torch.nn.Dropout and dropout.p > 0:
+            if type(dropout) is torch.nn.Dropout and 0 < dropout.p < 1:  # p 1 stays nn.Dropout
                 fast = BitsDropout(dropout.p, inplace=False)
                 fast.train(dropout.training)
                 dropouts[name] = fast

@@ -213,13 +213,13 @@ class InferenceCopy:
 
     def __init__(self, policy, dtype: torch.dtype | None = None, *, packed: bool | None = None,
                  batch_hint: int = 8, fast_sampling: bool = True):
-        self.fast_sampling = fast_sampling
         from peft import PeftModel
 
         if not supports_inference_copy(policy):
             raise ValueError(f"{type(policy).__name__} cannot be mirrored by InferenceCopy (quantised base, "
                              "a LoRA variant such as DoRA, or modules_to_save); sample from the model itself")
         self.dtype = dtype or pick_dtype(torch.device("cpu"))
+        self.fast_sampling = fast_sampling
         clone = copy.deepcopy(policy)
         model = clone.merge_and_unload() if isinstance(clone, PeftModel) else clone
         vars(model).pop("forward", None)  # TRL's fused log-prob head, patched on the instance
