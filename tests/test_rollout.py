@@ -272,8 +272,8 @@ def test_packed_linears_give_the_plain_copys_outputs_and_follow_every_refresh(dt
     if dtype == torch.bfloat16 and not cpu_has_fast_bf16():
         pytest.skip("no native bf16 on this CPU: the inference copy is float32 here")
     model = tiny_lora_model()
-    plain = InferenceCopy(model, dtype=dtype, packed=False)
-    packed = InferenceCopy(model, dtype=dtype, packed=True)
+    plain = InferenceCopy(model, dtype=dtype, packed=False, fused=False)
+    packed = InferenceCopy(model, dtype=dtype, packed=True, fused=False)
     linears = [m for m in packed.model.modules() if isinstance(m, torch.nn.Linear)]
     assert packed.packed == len(linears) > 0 and all(isinstance(m, PackedLinear) for m in linears)
     ids = torch.randint(3, 97, (4, 7))

@@ -152,8 +152,9 @@ class FastGRPOTrainer(GRPOTrainer):
     :class:`~alignkit.training.rollout.InferenceCopy` of the policy: the LoRA adapter merged, in
     the precision policy's dtype (bf16 only where native), refreshed from the trained weights
     whenever an optimizer step has happened since the last rollout (like TRL's colocated vLLM
-    weight sync), with a static KV cache where it pays (:data:`STATIC_CACHE_DTYPES`), all of a
-    step's prompts in one batch. Where no copy can be made (a 4-bit base, DoRA) the adapter is
+    weight sync), decoded by :class:`~alignkit.training.decode.FusedDecoder` for a Llama or Qwen2
+    model (else by ``generate``, with a static KV cache where it pays: :data:`STATIC_CACHE_DTYPES`),
+    all of a step's prompts in one batch. Where no copy can be made (a 4-bit base, DoRA) the adapter is
     merged for the rollout instead (:func:`merged_adapters`). Log-probs are computed for the
     completion tokens only (:func:`~alignkit.training.rollout.completion_logps`), and LoRA dropout
     draws its masks with :class:`~alignkit.training.fast_dropout.BitsDropout` (same distribution).

@@ -4,7 +4,8 @@ The pattern of TRL's colocated vLLM engine (and verl's, OpenRLHF's), done in pro
 keeps its float32 master weights and LoRA adapter for the gradient; rollouts are sampled from a
 plain copy of the policy with the adapter merged in, in the fastest dtype this CPU runs natively
 (``alignkit.runtime.pick_dtype``: bfloat16 only where the CPU has AMX / AVX512-BF16), and the
-copy is refreshed from the trained weights after every optimizer step. Used by
+copy is refreshed from the trained weights after every optimizer step. A Llama or Qwen2 copy
+decodes in :class:`alignkit.training.decode.FusedDecoder`'s hand-written loop. Used by
 :class:`alignkit.training.FastGRPOTrainer` (issue 18: GRPO on a laptop CPU near the hardware's
 limit); chapter 0 introduces it.
 """
@@ -136,13 +137,19 @@ class InverseCDFSampler(LogitsProcessor):
     """
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        cdf = torch.softmax(scores.float(), dim=-1).cumsum(-1, dtype=torch.float64)
-        total = cdf[:, -1:].contiguous()
-        u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device) * total
-        tokens = torch.searchsorted(cdf, u, right=True)  # the first i with cdf_i > u
-        # u can round up to the total: then the last token of positive probability, not the last one
-        tokens = torch.minimum(tokens, torch.searchsorted(cdf, total))
+        tokens = inverse_cdf_draw(scores)[:, None]
         return torch.full_like(scores, -math.inf).scatter_(-1, tokens, 0.0)
+
+
+def inverse_cdf_draw(scores: torch.Tensor) -> torch.Tensor:
+    """One token a row drawn from ``softmax(scores)`` (rows, vocabulary) by inverse transform
+    sampling: one uniform a row against the float64 cumulative sum (see :class:`InverseCDFSampler`)."""
+    cdf = torch.softmax(scores.float(), dim=-1).cumsum(-1, dtype=torch.float64)
+    total = cdf[:, -1:].contiguous()
+    u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device) * total
+    tokens = torch.searchsorted(cdf, u, right=True)  # the first i with cdf_i > u
+    # u can round up to the total: then the last token of positive probability, not the last one
+    return torch.minimum(tokens, torch.searchsorted(cdf, total)).squeeze(-1)
 
 
 def sampling_warpers(config) -> list | None:
@@ -206,14 +213,19 @@ class InferenceCopy:
             :func:`supports_inference_copy` must accept it.
         dtype: the copy's dtype; default the precision policy's (bf16 only where native).
         packed: linear layers as :class:`PackedLinear` (default: where :func:`packing_pays`).
+        fused: decode with :class:`~alignkit.training.decode.FusedDecoder` (default: where
+            :func:`~alignkit.training.decode.supports_fused_decoding`; the packed matrices are
+            then the decoder's, and ``model`` keeps plain layers sharing their weights).
         batch_hint: the rollout batch the packed layout is tuned for (any batch works).
         fast_sampling: draw tokens with :class:`InverseCDFSampler` (the same distribution as
             ``generate``'s ``torch.multinomial``, other draws); False draws as ``generate`` does.
     """
 
     def __init__(self, policy, dtype: torch.dtype | None = None, *, packed: bool | None = None,
-                 batch_hint: int = 8, fast_sampling: bool = True):
+                 batch_hint: int = 8, fast_sampling: bool = True, fused: bool | None = None):
         from peft import PeftModel
+
+        from alignkit.training.decode import FusedDecoder, supports_fused_decoding
 
         if not supports_inference_copy(policy):
             raise ValueError(f"{type(policy).__name__} cannot be mirrored by InferenceCopy (quantised base, "
@@ -226,7 +238,11 @@ class InferenceCopy:
         self.model = model.to(self.dtype).eval().requires_grad_(False)
         if packed is None:
             packed = packing_pays(self.dtype)
-        self.packed = pack_linears(self.model, batch_hint) if packed else 0  # layers packed
+        if fused is None:
+            fused = supports_fused_decoding(self.model)
+        self.decoder = FusedDecoder(self.model, packed=packed, batch_hint=batch_hint) if fused else None
+        self._pack_for_generate = packed, batch_hint  # with a decoder: when generate is first needed
+        self.packed = pack_linears(self.model, batch_hint) if packed and not fused else 0  # layers packed
         self.refresh(policy)
 
     @torch.no_grad()
@@ -252,6 +268,8 @@ class InferenceCopy:
         for module in changed:
             if isinstance(module, PackedLinear):
                 module.repack()
+        if self.decoder is not None:
+            self.decoder.repack()
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config, *,
                  group: int = 1, logprobs: bool = False):
@@ -269,6 +287,14 @@ class InferenceCopy:
         the truncation of top-k / top-p is the same for both models and is not corrected by TRL's
         own (non-vLLM) path either. Returns the sequences, or ``(sequences, logprobs)``.
         """
+        from alignkit.training.decode import decodable
+
+        if self.decoder is not None and self.fast_sampling and decodable(generation_config):
+            return self.decoder.generate(input_ids, attention_mask, generation_config, group=group,
+                                         logprobs=logprobs)
+        packed, batch_hint = self._pack_for_generate
+        if packed and not self.packed:  # a setting the decoder does not run: generate on packed layers
+            self.packed = pack_linears(self.model, batch_hint)
         temperature = generation_config.temperature or 1.0
         with torch.inference_mode():
             cache = None
