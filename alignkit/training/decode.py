@@ -4,8 +4,8 @@
 (mask building, cache bookkeeping, logits processors, stopping criteria, one linear layer per
 projection); on a 2-core CPU each of those operations costs microseconds. :class:`FusedDecoder`
 runs the same model with the few operations a token needs: the query, key and value projections
-fused into one matrix, the MLP's gate and up projections into another, every matrix prepacked for oneDNN (:class:`~alignkit.training.rollout.PackedLinear`),
-a preallocated KV cache, each group's shared prompt prefilled once, and tokens drawn by inverse
+fused into one matrix, the MLP's gate and up projections into another, every matrix prepacked
+for oneDNN (:class:`~alignkit.training.rollout.PackedLinear`), a preallocated KV cache, each group's shared prompt prefilled once, and tokens drawn by inverse
 transform sampling (:func:`~alignkit.training.rollout.inverse_cdf_draw`). The same network and
 the same sampling distribution as ``generate`` (tests/test_decode.py compares logits, greedy
 tokens and draws); it takes Llama and Qwen2 models with standard attention and leaves every
