@@ -14,7 +14,7 @@ from alignkit.training.decode import FusedDecoder, decodable, supports_fused_dec
 from alignkit.training.rollout import InferenceCopy, packed_linear_available
 
 
-def tiny_model(kind="llama", seed=0):
+def tiny_model(kind="llama", seed=0, targets="all-linear"):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -24,7 +24,7 @@ def tiny_model(kind="llama", seed=0):
                  bos_token_id=2, tie_word_embeddings=True)
     model = (LlamaForCausalLM(LlamaConfig(**sizes)) if kind == "llama"
              else Qwen2ForCausalLM(Qwen2Config(**sizes)))  # Qwen2: biased q/k/v projections
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
     with torch.no_grad():  # random B matrices make the adapter matter; spread logits beyond flat
         for name, p in model.named_parameters():
             if "lora_B" in name or "bias" in name:
@@ -83,8 +83,11 @@ def test_sampled_tokens_equal_generates_on_a_fixed_seed(fields):
     assert not torch.equal(fused.generate(ids, mask, config, group=4), ref), "the seed does not matter?"
 
 
-def test_log_probs_equal_a_teacher_forced_forward_and_follow_every_refresh():
-    model = tiny_model()
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "down_proj", "lm_head"]])
+def test_log_probs_equal_a_teacher_forced_forward_and_follow_every_refresh(targets):
+    """Also with an adapter on the LM head that is tied to the input embeddings: the copy unties
+    it, so the merged head leaves the embeddings as the policy has them."""
+    model = tiny_model(targets=targets)
     fused, _ = copies(model)
     config = GenerationConfig(do_sample=True, max_new_tokens=8, temperature=0.7, top_k=0, top_p=1.0,
                               pad_token_id=0, eos_token_id=None)

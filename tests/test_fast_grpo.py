@@ -17,7 +17,7 @@ from alignkit import training
 from alignkit.models import load_policy, load_tokenizer
 from alignkit.rewards import brevity_reward
 from alignkit.scale import get_scale
-from alignkit.training.fast_dropout import BitsDropout
+from alignkit.training.fast_dropout import GapDropout
 
 
 def lora_model_with_nonzero_adapter(seed=0):
@@ -82,7 +82,7 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
     assert trainer.args.bf16 and not trainer.args.fp16
     # the CPU fast path's LoRA dropout (the chapters' p 0.05)
     dropouts = [d for m in trainer.model.modules() if hasattr(m, "lora_dropout") for d in m.lora_dropout.values()]
-    assert dropouts and all(type(d) is BitsDropout and d.p == 0.05 for d in dropouts)
+    assert dropouts and all(type(d) is GapDropout and d.p == 0.05 for d in dropouts)
     before = training.trainable_state(trainer.model)
     trainer.train()
     # the first step moves only the B matrices (the gradient of A is zero while B is zero)
@@ -95,7 +95,8 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path):
 def test_fast_path_and_plain_trl_both_learn_the_built_task(tmp_path):
     """Brevity with a 3-word target: the base model writes ~8 words in 10 tokens, so the reward has
     room to rise. Sized for CI (about 70 s a trainer on one thread); measured while sizing it:
-    alignkit 0.39 -> 0.69, plain TRL 0.43 -> 0.71 (first 2 steps -> last 3)."""
+    alignkit 0.39 -> 0.69, plain TRL 0.43 -> 0.71 (first 2 steps -> last 3). Both adapters are
+    seeded: unseeded, the test failed 1 run in 3 (a different start each process)."""
     from trl import GRPOTrainer
 
     steps = 7
@@ -107,7 +108,8 @@ def test_fast_path_and_plain_trl_both_learn_the_built_task(tmp_path):
     scale = get_scale("smoke").replace(num_generations=8, max_completion_length=10, max_steps=steps)
     curves = {}
     for kind in ("alignkit", "plain trl"):
-        trainer = training.build_grpo_trainer(load_policy("smollm2-135m", lora=True), reward, data,
+        policy = load_policy("smollm2-135m", lora=True, seed=0)  # unseeded, each run would start elsewhere
+        trainer = training.build_grpo_trainer(policy, reward, data,
                                               scale=scale, output_dir=tmp_path / kind.replace(" ", "_"),
                                               learning_rate=1.5e-3, disable_tqdm=True)
         if kind == "plain trl":  # the same model and settings, TRL's own class (unmerged rollouts)
@@ -340,6 +342,8 @@ def test_completion_only_log_probs_equal_trls_fused_head(tmp_path):
     on a CPU. Same log-probs and entropies, and the LM head really sees fewer positions."""
     from trl import GRPOTrainer
 
+    from alignkit.training.rollout import _training_attention
+
     trainer = _tiny_trainer(tmp_path, lora_model_with_nonzero_adapter(), temperature=0.7)
     tok = trainer.processing_class
     batch = tok(["The capital of France is Paris, a city", "Two plus two equals four, and"],
@@ -353,8 +357,10 @@ def test_completion_only_log_probs_equal_trls_fused_head(tmp_path):
                                                                        compute_entropy=True)
     finally:
         hook.remove()
-    theirs, theirs_ent, _ = GRPOTrainer._get_per_token_logps_and_entropies(trainer, trainer.model, ids, mask, k,
-                                                                           compute_entropy=True)
+    with trainer.accelerator.autocast(), _training_attention(ids):  # the same attention kernel as ours
+        # (the kernel's choice and its agreement with the flash kernel: tests/test_rollout.py)
+        theirs, theirs_ent, _ = GRPOTrainer._get_per_token_logps_and_entropies(trainer, trainer.model, ids, mask, k,
+                                                                               compute_entropy=True)
     assert ours.shape == theirs.shape == (2, k)
     assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
     # entropy sums 49k terms: TRL's chunked kernel and one float32 softmax differ by ~5e-4 nats

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from alignkit.training.rollout import (
+    MATH_ATTENTION_MAX_LENGTH,
     InferenceCopy,
     InverseCDFSampler,
     completion_logps,
@@ -124,6 +125,37 @@ def test_a_uniform_that_rounds_up_to_the_total_still_draws_a_possible_token(monk
     scores = torch.tensor([[1.0, 2.0, -float("inf"), -float("inf")]])
     monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, **kw))  # u = the total
     assert InverseCDFSampler()(None, scores).argmax(-1).item() == 1
+
+
+def test_the_two_level_cumulative_sum_draws_across_blocks_with_the_softmax_probabilities(monkeypatch):
+    """A vocabulary of 2.5 blocks (the last one padded) with mass in every block but the middle
+    one: 20,000 draws of the one row pass a chi-square test, the empty block is never drawn, the
+    draws equal one float64 cumulative sum's on the same uniforms, and u at the total (or a block's
+    sum rounding above its cumulative sum) still gives the last token of positive probability."""
+    from alignkit.training.rollout import CDF_BLOCK, inverse_cdf_draw
+
+    vocab = CDF_BLOCK * 5 // 2
+    scores = torch.full((vocab,), -float("inf"))
+    live = torch.tensor([0, 3, CDF_BLOCK - 1, 2 * CDF_BLOCK, 2 * CDF_BLOCK + 7, vocab - 1])
+    scores[live] = torch.tensor([1.0, 0.0, 2.0, -1.0, 1.5, 0.5])
+    torch.manual_seed(0)
+    rows = scores.expand(20_000, -1).contiguous()
+    draws = inverse_cdf_draw(rows)
+    assert torch.isin(draws, live).all()
+    index = {int(t): i for i, t in enumerate(live)}
+    assert _chi_square_p(torch.tensor([index[int(t)] for t in draws]),
+                         torch.softmax(scores[live], -1)) > 1e-3
+    torch.manual_seed(1)
+    ours = inverse_cdf_draw(rows[:2000])
+    torch.manual_seed(1)
+    cdf = torch.softmax(rows[:2000], -1).cumsum(-1, dtype=torch.float64)
+    u = torch.rand((2000, 1), dtype=torch.float64) * cdf[:, -1:]
+    assert torch.equal(ours, torch.searchsorted(cdf, u, right=True).squeeze(-1))
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, **kw))  # u = the total
+    assert inverse_cdf_draw(scores[None]).item() == vocab - 1
+    top = scores.clone()
+    top[2 * CDF_BLOCK:] = -float("inf")  # the last positive token ends the first block
+    assert inverse_cdf_draw(top[None]).item() == CDF_BLOCK - 1
 
 
 @pytest.mark.parametrize("fields", [dict(temperature=1.0, top_k=0, top_p=1.0),  # GRPO_DEFAULTS
@@ -257,6 +289,47 @@ def test_completion_only_log_probs_equal_trls_fused_head():
     out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
     assert torch.allclose(ours, out.log_probs[:, -k:], atol=1e-5)
     assert torch.allclose(ours_entropy, out.entropy[:, -k:], atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [11, MATH_ATTENTION_MAX_LENGTH + 1])
+def test_short_sequences_under_cpu_autocast_attend_with_the_math_kernel(length, monkeypatch):
+    """Under bf16 autocast a short batch is scored with SDPA's math kernel, a long one with
+    torch's own choice; either way the log-probs and the adapter's gradients are those of the
+    flash kernel to bf16 rounding (and temperature 1 skips nothing but a division)."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = tiny_lora_model().train()
+    ids = torch.randint(3, 97, (3, length))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    seen, sdpa = [], F.scaled_dot_product_attention
+
+    def spy(query, key, value, *args, **kwargs):  # the kernel SDPA picks for autocast's bf16 inputs
+        seen.append(torch._fused_sdp_choice(*(t.to(torch.bfloat16) for t in (query, key, value)), *args, **kwargs))
+        return sdpa(query, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+
+    def scored(flash: bool):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if flash:
+                with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                    logps, _ = completion_logps(model, ids, mask, 5)
+            else:
+                logps, _ = completion_logps(model, ids, mask, 5)
+        logps.sum().backward()
+        return logps.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ours, ours_grads = scored(flash=False)
+    chosen = set(seen)
+    theirs, their_grads = scored(flash=True)
+    short = length <= MATH_ATTENTION_MAX_LENGTH
+    assert chosen == ({SDPBackend.MATH.value} if short else {SDPBackend.FLASH_ATTENTION.value})
+    torch.testing.assert_close(ours, theirs, atol=0.05, rtol=0)
+    for a, b in zip(ours_grads, their_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=0.05 * b.abs().max().item(), rtol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

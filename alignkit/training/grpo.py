@@ -28,7 +28,7 @@ from alignkit.models import load_policy, load_tokenizer
 from alignkit.runtime import progress_bars, vllm_dtype
 from alignkit.scale import Scale
 from alignkit.training.common import checked_reward, make_config, without_printed_logs
-from alignkit.training.fast_dropout import use_bits_dropout
+from alignkit.training.fast_dropout import use_fast_dropout
 from alignkit.training.rollout import (
     InferenceCopy,
     completion_logps,
@@ -157,7 +157,7 @@ class FastGRPOTrainer(GRPOTrainer):
     all of a step's prompts in one batch. Where no copy can be made (a 4-bit base, DoRA) the adapter is
     merged for the rollout instead (:func:`merged_adapters`). Log-probs are computed for the
     completion tokens only (:func:`~alignkit.training.rollout.completion_logps`), and LoRA dropout
-    draws its masks with :class:`~alignkit.training.fast_dropout.BitsDropout` (same distribution).
+    draws its masks with :class:`~alignkit.training.fast_dropout.GapDropout` (same distribution).
 
     Everything else (loss, advantages, logging, checkpoints, distributed training) is TRL's own.
     ``build_grpo_trainer`` and the recipe launcher build this class.
@@ -176,7 +176,7 @@ class FastGRPOTrainer(GRPOTrainer):
         self._trainable_dtypes = dtypes
         self._restore_trainable_dtypes()
         if self._on_cpu_alone:  # the same LoRA dropout masks at a third of the RNG cost
-            use_bits_dropout(self.accelerator.unwrap_model(self.model))
+            use_fast_dropout(self.accelerator.unwrap_model(self.model))
         self.inference_copy: InferenceCopy | None = None
         self._loss_inputs: dict | None = None  # the batch _compute_loss corrects in its forward
         self._copy_step = -1  # the global step the copy's weights are from

@@ -28,6 +28,18 @@ def _lora_layers(model) -> dict[str, torch.nn.Module]:
     return {name: m for name, m in model.get_base_model().named_modules() if isinstance(m, LoraLayer)}
 
 
+def _untie_adapted_weights(model) -> None:
+    """Give a LoRA layer whose base weight is tied to another module (an adapted LM head tied to
+    the input embeddings) a weight of its own, so that merging the adapter changes that layer alone."""
+    shared = {}
+    for name, p in model.get_base_model().named_parameters(remove_duplicate=False):
+        shared.setdefault(id(p), []).append(name)
+    for layer in _lora_layers(model).values():
+        weight = layer.base_layer.weight
+        if len(shared.get(id(weight), ())) > 1:
+            layer.base_layer.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=False)
+
+
 def supports_inference_copy(model) -> bool:
     """True for a model :class:`InferenceCopy` can mirror exactly: an unquantised plain model (full
     fine-tuning) or a PEFT model whose trainable weights are plain LoRA ``nn.Linear`` adapters.
@@ -141,15 +153,39 @@ class InverseCDFSampler(LogitsProcessor):
         return torch.full_like(scores, -math.inf).scatter_(-1, tokens, 0.0)
 
 
+CDF_BLOCK = 256  # vocabulary entries a block of the two-level cumulative sum of inverse_cdf_draw
+
+
 def inverse_cdf_draw(scores: torch.Tensor) -> torch.Tensor:
     """One token a row drawn from ``softmax(scores)`` (rows, vocabulary) by inverse transform
-    sampling: one uniform a row against the float64 cumulative sum (see :class:`InverseCDFSampler`)."""
-    cdf = torch.softmax(scores.float(), dim=-1).cumsum(-1, dtype=torch.float64)
-    total = cdf[:, -1:].contiguous()
-    u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device) * total
-    tokens = torch.searchsorted(cdf, u, right=True)  # the first i with cdf_i > u
-    # u can round up to the total: then the last token of positive probability, not the last one
-    return torch.minimum(tokens, torch.searchsorted(cdf, total)).squeeze(-1)
+    sampling: one uniform ``u`` a row, scaled to the total probability, and the first token whose
+    cumulative probability exceeds it (see :class:`InverseCDFSampler`).
+
+    The cumulative sum is taken in two levels: over blocks of :data:`CDF_BLOCK` tokens (float32
+    sums of the float32 probabilities, accumulated in float64), then, in float64, inside the one
+    block ``u`` falls in. The same token as one float64 cumulative sum over the whole vocabulary
+    up to rounding in the probabilities' own float32 precision (a token's probability moves by
+    about 1e-7 of its block's), without that sum's sequential pass: 0.4 ms against 2.3 ms for
+    8 x 49,152 (2-core Intel CPU with AMX), where a decode step of SmolLM2-135M in bfloat16 takes
+    about 40 ms (issue 18)."""
+    probs = torch.softmax(scores.float(), dim=-1)
+    rows, vocab = probs.shape
+    blocks = -(-vocab // CDF_BLOCK)
+    if blocks * CDF_BLOCK != vocab:
+        probs = torch.nn.functional.pad(probs, (0, blocks * CDF_BLOCK - vocab))
+    probs = probs.view(rows, blocks, CDF_BLOCK)
+    block_cdf = probs.sum(-1).double().cumsum_(-1)  # a float32 block sum: the probabilities' own precision
+    total = block_cdf[:, -1:].contiguous()
+    u = torch.rand(total.shape, dtype=torch.float64, device=probs.device) * total
+    # u can round up to the total: then the last block of positive probability, not the last one
+    block = torch.minimum(torch.searchsorted(block_cdf, u, right=True), torch.searchsorted(block_cdf, total))
+    below = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp_(min=0)), 0.0)
+    inside = probs.gather(1, block.unsqueeze(-1).expand(rows, 1, CDF_BLOCK)).squeeze(1).cumsum(-1, dtype=torch.float64)
+    rest = (u - below).contiguous()
+    # the block's own sum and its cumulative sum round apart: then its last token of positive probability
+    token = torch.minimum(torch.searchsorted(inside, rest, right=True),
+                          torch.searchsorted(inside, inside[:, -1:].contiguous()))
+    return (block * CDF_BLOCK + token).squeeze(-1)
 
 
 def sampling_warpers(config) -> list | None:
@@ -233,6 +269,8 @@ class InferenceCopy:
         self.dtype = dtype or pick_dtype(torch.device("cpu"))
         self.fast_sampling = fast_sampling
         clone = copy.deepcopy(policy)
+        if isinstance(clone, PeftModel):
+            _untie_adapted_weights(clone)
         model = clone.merge_and_unload() if isinstance(clone, PeftModel) else clone
         vars(model).pop("forward", None)  # TRL's fused log-prob head, patched on the instance
         self.model = model.to(self.dtype).eval().requires_grad_(False)
@@ -256,6 +294,7 @@ class InferenceCopy:
                 if p.requires_grad:
                     params[name].copy_(p)
             changed = [m for m in self.model.modules() if isinstance(m, PackedLinear)]
+            head_changed = True  # full fine-tuning: the (often tied) head trains too
         else:
             changed = []
             for name, layer in _lora_layers(policy).items():
@@ -265,11 +304,12 @@ class InferenceCopy:
                         weight = weight + layer.get_delta_weight(adapter).float()
                 params[f"{name}.weight"].copy_(weight)
                 changed.append(self.model.get_submodule(name))
+            head_changed = any(module is self.model.get_output_embeddings() for module in changed)
         for module in changed:
             if isinstance(module, PackedLinear):
                 module.repack()
         if self.decoder is not None:
-            self.decoder.repack()
+            self.decoder.repack(head=head_changed)
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config, *,
                  group: int = 1, logprobs: bool = False):
@@ -343,6 +383,33 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+# Longest sequence whose training forward runs SDPA's math kernel under CPU autocast (bf16/fp16):
+# torch's CPU flash kernel spends a fixed ~15-20 ms on a forward + backward of 8 x 9 heads at
+# any length up to ~190 tokens, the math kernel 6 ms at 70 tokens, 15 ms at 128, 26 ms at 192 and
+# 51 ms at 256 (2-core Intel CPU with AMX, head size 64, with and without a padding mask). On the
+# GRPO step of benchmarks/grpo_cpu.py (70 tokens) the backward went from 1.35 to 0.98 s. In
+# float32 the two kernels take the same time, and the math kernel keeps a length x length
+# attention matrix per layer for the backward, so longer sequences keep the flash kernel. The math
+# kernel attends in bfloat16 where the flash kernel accumulates in float32: on SmolLM2-135M the
+# completion log-probs under bf16 autocast are 0.027 nats a token from float32's on average
+# (flash: 0.023), inside the training-inference mismatch the importance sampling corrects.
+MATH_ATTENTION_MAX_LENGTH = 160
+
+
+def _training_attention(input_ids: torch.Tensor):
+    """The SDPA kernel choice for a CPU training forward over ``input_ids`` (see
+    :data:`MATH_ATTENTION_MAX_LENGTH`): the math kernel for short sequences under CPU autocast,
+    else torch's own choice."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    short = input_ids.size(1) <= MATH_ATTENTION_MAX_LENGTH
+    if input_ids.device.type == "cpu" and short and torch.is_autocast_enabled("cpu"):
+        return sdpa_kernel([SDPBackend.MATH])
+    return nullcontext()
+
+
 def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, *,
                      temperature: float = 1.0, compute_entropy: bool = False):
     """Per-token log-probs (and entropies) of the last ``logits_to_keep`` tokens of ``input_ids``.
@@ -350,10 +417,15 @@ def completion_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     Only the completion positions go through the LM head (``logits_to_keep`` of transformers'
     forward). TRL 1.16's fused head scores every position, prompt included, on a device without
     Triton (a CPU); on a 135M model with a 49k vocabulary that head is a fifth of the forward.
-    Same numbers as TRL's: logits divided by ``temperature``, log-softmax in float32.
+    Same numbers as TRL's: logits divided by ``temperature`` (skipped at 1), log-softmax in
+    float32. Short sequences under CPU autocast attend with SDPA's math kernel
+    (:data:`MATH_ATTENTION_MAX_LENGTH`).
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep + 1).logits
-    logits = logits[:, :-1].float() / temperature
+    with _training_attention(input_ids):
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep + 1).logits
+    logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     log_z = torch.logsumexp(logits, dim=-1)
     targets = input_ids[:, -logits_to_keep:]
     logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
