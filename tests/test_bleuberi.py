@@ -176,7 +176,10 @@ def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
     """One prompt whose reference is an easy phrase the model says some of the time: 'Hello there!'.
 
     The mean BLEU of the sampled completions (GRPO's reward) must rise over a few steps with the
-    BLEU reward (LoRA, high learning rate), and the adapter must change."""
+    BLEU reward (LoRA, high learning rate), and the adapter must change. The adapter is seeded:
+    unseeded, its random A matrices made the test pass or fail by the draw. Measured in float32
+    (2-core AMD EPYC without AVX512), last two steps' mean minus the first two's: seeds 0-5 give
+    +0.17, +0.26, +0.07, +0.28, +0.18, +0.17 in 8 steps; in 5 steps seed 2 gave +0.03."""
     import torch
     from datasets import Dataset
 
@@ -190,12 +193,12 @@ def test_grpo_with_the_bleu_reward_raises_bleu(tmp_path):
     refs = ["Hello there!"]
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": prompt}], "references": refs}] * 8)
     tok = load_tokenizer("smollm2-135m")
-    model = load_policy("smollm2-135m", lora=True)
+    model = load_policy("smollm2-135m", lora=True, seed=0)
     before = trainable_state(model)
     trainer = build_grpo_trainer(model, [make_text_reward("bleu")], data, scale=get_scale("smoke"),
                                  output_dir=tmp_path, seed=0, tokenizer=tok, num_generations=8,
                                  per_device_train_batch_size=8, max_completion_length=8, temperature=0.9,
-                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=1e-3, max_steps=5,
+                                 top_k=50, beta=0.0, loss_type="bnpo", learning_rate=1e-3, max_steps=8,
                                  disable_tqdm=True)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]

@@ -124,13 +124,16 @@ def kl_to_reference(model, tokenizer, texts):
 
 @pytest.mark.slow
 def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
-    """Four GRPO steps (G=2, 6 tokens) at beta = 0 and beta = 10, same seed and data. At step 1
+    """Four GRPO steps (G=4, 6 tokens) at beta = 0 and beta = 100, same seed and data. At step 1
     the policy is the reference (LoRA B = 0), so both logged KLs are 0 and the KL term has no
-    gradient; at steps 2-4 it pulls the beta > 0 policy back. Adam normalises each update, so the
-    penalty must outweigh the policy gradient within a few steps: hence beta = 10. Measured (seed
-    0, one CPU thread), KL to the reference on fixed texts, beta 0 vs beta 10: 0.46 vs 0.035 with
-    bf16 autocast (a CPU with AMX), 0.054 vs 0.014 in float32; two steps gave 0.042 vs 0.035 in
-    float32, too close to tell from the draw. ~20 s a run."""
+    gradient; at steps 2-4 it pulls the beta > 0 policy back. Two choices make four steps enough:
+    no momentum (``adam_beta1=0``; with Adam's 0.9 the penalty-free first update carries on for
+    about ten steps), and a penalty that outweighs the policy gradient as soon as the policy has
+    moved (beta = 100). The KL is measured where the penalty acts: the training prompt, answered
+    with fixed texts. Measured in float32 (2-core AMD EPYC without AVX512), KL at beta 100 over KL
+    at beta 0, seeds 0-5: 0.19, 0.56, 0.15, 0.21, 0.24, 0.39; the earlier setting (G=2, beta 10,
+    Adam's momentum, KL on the bare texts) gave 1.22, 0.36, 1.66, 0.26 for seeds 0-3, a coin flip.
+    About 30 s a run."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -138,18 +141,21 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
     from alignkit.scale import get_scale
     from alignkit.training import build_grpo_trainer, log_frame
 
-    scale = get_scale("smoke").replace(max_steps=4, num_generations=2, max_completion_length=6)
-    prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": "One sentence about the Louvre."}]}] * 4)
-    texts = ["The Louvre is a museum in Paris.", "It holds the Mona Lisa and many other paintings."]
+    scale = get_scale("smoke").replace(max_steps=4, num_generations=4, max_completion_length=6)
+    question = [{"role": "user", "content": "One sentence about the Louvre."}]
+    prompts = Dataset.from_list([{"prompt": question}] * 4)
     tokenizer = load_tokenizer(scale.model)
+    answers = ["The Louvre is a museum in Paris.", "It holds the Mona Lisa and many other paintings."]
+    texts = [tokenizer.apply_chat_template(question + [{"role": "assistant", "content": a}], tokenize=False)
+             for a in answers]
     kl, frames = {}, {}
-    for beta in (0.0, 10.0):
+    for beta in (0.0, 100.0):
         tracker = DiversityTracker(rank_reward, tokenizer)
         trainer = build_grpo_trainer(scale.model, tracker, prompts, scale=scale, seed=0, beta=beta,
-                                     learning_rate=1e-3, output_dir=tmp_path / str(beta), tokenizer=tokenizer,
-                                     disable_tqdm=True,
+                                     learning_rate=1e-3, adam_beta1=0.0, output_dir=tmp_path / str(beta),
+                                     tokenizer=tokenizer, disable_tqdm=True,
                                      # the KL term alone: on a bf16 CPU the sampler-mismatch weights
-                                     # would also reweight these 2-completion groups (0.031 vs 0.027)
+                                     # would also reweight these small groups
                                      vllm_importance_sampling_correction=False)
         tracker.model = trainer.model
         trainer.remove_callback(PrinterCallback)
@@ -164,5 +170,5 @@ def test_grpo_with_a_kl_penalty_stays_closer_to_the_reference(tmp_path):
         assert abs(frame["kl_ref"].iloc[1]) > 1e-4
         kl[beta] = kl_to_reference(trainer.model, tokenizer, texts)
     assert "kl" not in frames[0.0].columns  # TRL computes its KL only when beta > 0
-    assert frames[10.0]["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6) and frames[10.0]["kl"].iloc[1] > 0
-    assert kl[0.0] > 0 and kl[10.0] < 0.8 * kl[0.0], kl
+    assert frames[100.0]["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6) and frames[100.0]["kl"].iloc[1] > 0
+    assert kl[0.0] > 0 and kl[100.0] < 0.7 * kl[0.0], kl
