@@ -22,7 +22,7 @@ from alignkit.training.rollout import (
 )
 
 
-def tiny_lora_model(seed=0):
+def tiny_lora_model(seed=0, dropout=0.0):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -30,7 +30,8 @@ def tiny_lora_model(seed=0):
     config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                          pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
-    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout,
+                                                                target_modules="all-linear"))
     with torch.no_grad():  # fresh B matrices are zero; random ones make the adapter matter
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -54,6 +55,23 @@ def test_the_copy_holds_the_merged_weights_and_follows_every_change():
         fresh = sampling_mismatch(model, sampler.model, ids, mask, 4)["kl"]
     assert stale > 1e-4 and fresh < 1e-7, (stale, fresh)  # measured: 1.3e-2 and 7e-9
     assert not any(getattr(m, "merged", False) for m in model.modules()), "the trained model was merged"
+
+
+def test_the_mismatch_is_measured_without_the_policys_dropout():
+    """A policy left in training mode (as the trainer leaves it) with LoRA dropout: the measure
+    runs it in eval mode, so a fresh copy still matches it to rounding, and the mode is restored.
+    Measured in training mode, the dropout's noise alone gives a KL far above rounding."""
+    model = tiny_lora_model(dropout=0.5)
+    sampler = InferenceCopy(model, dtype=torch.float32)
+    ids = torch.randint(3, 97, (2, 9))
+    mask = torch.ones_like(ids)
+    model.train()
+    assert sampling_mismatch(model, sampler.model, ids, mask, 4)["kl"] < 1e-7
+    assert model.training and all(m.training for m in model.modules()), "the training mode was not restored"
+    with torch.no_grad():  # what the measure would see with the dropout left on
+        noisy = torch.log_softmax(model(ids).logits[:, -5:-1], -1)
+        clean = torch.log_softmax(sampler.model(ids).logits[:, -5:-1], -1)
+    assert (clean.exp() * (clean - noisy)).sum(-1).mean() > 1e-4
 
 
 def test_the_copy_is_in_the_dtype_asked_for_and_leaves_the_model_alone():

@@ -445,13 +445,23 @@ def sampling_mismatch(policy, sampler, input_ids: torch.Tensor, attention_mask: 
     positions. The training-inference mismatch that TRL corrects with truncated importance
     sampling for vLLM (``vllm_importance_sampling_correction``); ``autocast`` is the trainer's
     autocast context for the policy's forward (bf16 where native).
+
+    Both models run in eval mode (their modes are restored after): a policy left in training mode
+    would add its LoRA dropout's noise, which is no part of the sampler's mismatch (measured on
+    SmolLM2-135M in float32 with a perturbed adapter and dropout 0.05: 3.8e-4 nats a token in
+    training mode against 5e-9 in eval mode).
     """
     from contextlib import nullcontext
 
     def log_probs(model, ctx):
-        with ctx:
-            logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                           logits_to_keep=logits_to_keep + 1).logits
+        was_training = model.training
+        model.eval()
+        try:
+            with ctx:
+                logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                               logits_to_keep=logits_to_keep + 1).logits
+        finally:
+            model.train(was_training)
         return torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
 
     logq = log_probs(sampler, nullcontext())
