@@ -12,7 +12,10 @@ One run measures, with torch on the threads it uses:
       sampling correction of a bf16 sampler: what the correction costs), ``trl-lora`` (plain TRL
       1.16 defaults with a LoRA adapter, as a user would first run it) and ``trl-lora-fp32`` (the
       same with bf16=False).
-Each step is the median over the timed steps after one warm-up step.
+Each step is the median over the timed steps after one warm-up step. Each limit is the best of
+ten repeats, measured before and after the variants, the better of the two: on a shared machine
+the limits drift (a 2-core AMD EPYC measured 153 and 123 GFLOP/s half an hour apart), and the
+roofline is what the hardware can do, not what it did once.
 
 Run (the one command; on a quiet machine): python benchmarks/grpo_cpu.py --steps 2 --json benchmarks/grpo_cpu.json
 then: python tools/update_readme.py (the README's performance table is generated from the JSON).
@@ -51,14 +54,16 @@ def dataset(n: int) -> Dataset:
     return Dataset.from_list([{"prompt": [{"role": "user", "content": PROMPT}]}] * n)
 
 
-def median_seconds(fn, repeats: int) -> float:
+def fastest_seconds(fn, repeats: int) -> float:
+    """The shortest of ``repeats`` timed calls of ``fn`` after a warm-up call (a limit: the best
+    the machine does)."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def cpu_flags() -> dict[str, bool]:
@@ -72,16 +77,24 @@ def cpu_flags() -> dict[str, bool]:
     return {name: name in flags for name in FLAGS}
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 10) -> float:
     """GFLOP/s of an n x n matmul in ``dtype`` with torch on its current threads."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+    return 2 * n**3 / fastest_seconds(lambda: a @ b, repeats) / 1e9
 
 
-def read_bandwidth_gbs(mib: int = 256, repeats: int = 5) -> float:
+def read_bandwidth_gbs(mib: int = 256, repeats: int = 10) -> float:
     """GB/s of reading a buffer far larger than the caches (a sum over ``mib`` MiB of float32)."""
     x = torch.ones(mib * 2**20 // 4)  # ones, not empty: untouched pages all map to one zero page
-    return x.numel() * 4 / median_seconds(x.sum, repeats) / 1e9
+    return x.numel() * 4 / fastest_seconds(x.sum, repeats) / 1e9
+
+
+def measure_limits() -> dict:
+    """The machine's limits now: float32 and bfloat16 matmul GFLOP/s and read bandwidth GB/s."""
+    emulated = not cpu_has_fast_bf16()  # emulated bf16 runs ~100x slower: a small matmul says as much
+    return {"fp32_gflops": matmul_gflops(torch.float32),
+            "bf16_gflops": matmul_gflops(torch.bfloat16, n=384 if emulated else 1024),
+            "read_gbs": read_bandwidth_gbs()}
 
 
 def workload(g: int, t: int) -> dict:
@@ -193,17 +206,16 @@ def main() -> None:
     args = parser.parse_args()
     environment_report()
     load_start = loadavg()
-    emulated = not cpu_has_fast_bf16()  # emulated bf16 runs ~100x slower: a small matmul says as much
-    limits = {"fp32_gflops": matmul_gflops(torch.float32),
-              "bf16_gflops": matmul_gflops(torch.bfloat16, n=384 if emulated else 1024),
-              "read_gbs": read_bandwidth_gbs()}
+    before = measure_limits()
     work = workload(args.generations, args.tokens)
+    rows = {v: grpo_step(v, args.generations, args.tokens, args.steps) for v in args.variants.split(",")}
+    after = measure_limits()
+    limits = {k: max(before[k], after[k]) for k in before}
     roof = roofline(work, limits)
     print(f"\nlimits ({torch.get_num_threads()} threads): fp32 {limits['fp32_gflops']:.0f} GFLOP/s, "
           f"bf16 {limits['bf16_gflops']:.1f} GFLOP/s, read {limits['read_gbs']:.1f} GB/s; flags {cpu_flags()}")
     print(f"roofline of {args.generations} x {args.tokens} tokens: {roof['roofline_s']:.2f} s "
           f"(rollout {roof['generation_s']:.2f} + training {roof['training_s']:.2f})")
-    rows = {v: grpo_step(v, args.generations, args.tokens, args.steps) for v in args.variants.split(",")}
     phases = list(GRPOPhaseTimer.PHASES) + ["step"]
     print(f"\n{'seconds per step':<18s}" + "".join(f"{p:>14s}" for p in phases) + f"{'/ roofline':>12s}")
     for name, r in rows.items():
@@ -223,7 +235,7 @@ def main() -> None:
 
         atomic_write_json(args.json, {"commit": git_commit(), "threads": torch.get_num_threads(),
                                       "cpu": cpu_name(), "cpu_flags": cpu_flags(), "loadavg": {"start": load_start, "end": loadavg()},
-                                      "limits": limits, "workload": work, "roofline": roof,
+                                      "limits": limits, "limits_before_after": [before, after], "workload": work, "roofline": roof,
                                       "roofline_s": roof["roofline_s"], "grpo": rows, "ratios": ratios})
 
 
