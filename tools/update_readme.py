@@ -89,7 +89,7 @@ def performance_markdown(path: str = BENCHMARK) -> str:
     lines = [f"{work['generations']} completions x {work['tokens']} tokens of the bundled SmolLM2-135M with LoRA "
              f"r=16, {data['threads']} torch thread(s), commit `{data['commit']}`, CPU {data.get('cpu', '?')} "
              f"({flags}), load average {' '.join(map(str, load)) or '?'} at the start.",
-             f"Limits measured in the same run: float32 matmul {lim['fp32_gflops']:.0f} GFLOP/s, bfloat16 "
+             f"Limits measured in the same run{' (best of ten, before and after the variants)' if 'limits_before_after' in data else ''}: float32 matmul {lim['fp32_gflops']:.0f} GFLOP/s, bfloat16 "
              f"matmul {lim['bf16_gflops']:.1f} GFLOP/s, memory read {lim['read_gbs']:.1f} GB/s; roofline of the "
              f"step in {work['rollout_dtype']}: **{roof['roofline_s']:.2f} s** (rollout {roof['generation_s']:.2f} s "
              f"+ LoRA forward and backward {roof['training_s']:.2f} s).", "",
