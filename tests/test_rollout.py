@@ -57,6 +57,21 @@ def test_the_copy_holds_the_merged_weights_and_follows_every_change():
     assert not any(getattr(m, "merged", False) for m in model.modules()), "the trained model was merged"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_merged_weight_written_by_addmm_is_peft_s_merge(dtype):
+    """The refresh's one-``addmm`` merge writes what peft's own merge computes (base weight plus
+    ``get_delta_weight``), into a float32 copy in place and into a bfloat16 copy by one cast."""
+    from alignkit.training.rollout import _lora_layers, _write_merged_weight
+
+    model = tiny_lora_model()
+    for name, layer in _lora_layers(model).items():
+        expected = layer.base_layer.weight + layer.get_delta_weight("default")
+        target = torch.zeros(expected.shape, dtype=dtype)
+        _write_merged_weight(layer, target)
+        torch.testing.assert_close(target, expected.detach().to(dtype), atol=1e-6, rtol=1e-6, msg=name)
+        assert (layer.get_delta_weight("default")).abs().max() > 1e-3, "the adapter is zero: vacuous"
+
+
 def test_the_mismatch_is_measured_without_the_policys_dropout():
     """A policy left in training mode (as the trainer leaves it) with LoRA dropout: the measure
     runs it in eval mode, so a fresh copy still matches it to rounding, and the mode is restored.
