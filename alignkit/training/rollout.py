@@ -57,20 +57,15 @@ def _write_merged_weight(layer, target: torch.Tensor) -> None:
         b_matrix, a_matrix = layer.lora_B[a].weight.detach(), layer.lora_A[a].weight.detach()
         plain = isinstance(layer.lora_A[a], torch.nn.Linear) and isinstance(layer.lora_B[a], torch.nn.Linear)
         if plain and all(t.dtype == torch.float32 for t in (weight, b_matrix, a_matrix)):
-            _addmm_into(weight, b_matrix, a_matrix, layer.scaling[a], target)
+            if target.dtype == torch.float32 and target.is_contiguous():
+                torch.addmm(weight, b_matrix, a_matrix, alpha=layer.scaling[a], out=target)
+            else:
+                target.copy_(torch.addmm(weight, b_matrix, a_matrix, alpha=layer.scaling[a]))
             return
     merged = weight.float()
     for adapter in adapters:
         merged = merged + layer.get_delta_weight(adapter).float()
     target.copy_(merged)
-
-
-def _addmm_into(weight, b_matrix, a_matrix, scaling: float, target: torch.Tensor) -> None:
-    """``target = weight + scaling * b_matrix @ a_matrix``, in place where ``target`` allows."""
-    if target.dtype == torch.float32 and target.is_contiguous():
-        torch.addmm(weight, b_matrix, a_matrix, alpha=scaling, out=target)
-    else:
-        target.copy_(torch.addmm(weight, b_matrix, a_matrix, alpha=scaling))
 
 
 def supports_inference_copy(model) -> bool:
